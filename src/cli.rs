@@ -1,0 +1,90 @@
+//! Command-line flags and the mode they select.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Modes:
+  (none)          run as a daemon: rotate what is due at each scheduled time
+  --rotate-now    rotate every due token once, print a summary, exit
+  --check         validate the policy and resolve the credentials it names, exit
+
+Exit codes:
+  0   all good
+  1   some rotation failed (the old token was kept; nothing unsafe was done)
+  2   bad command line
+  78  the policy is invalid (file:line:column and key are printed)";
+
+/// Rotates ECI access tokens before they expire and pushes the new values to Vault (KV v2) and
+/// GitHub Actions secrets; the old token is deleted only once every destination holds the new one.
+#[derive(Debug, Parser)]
+#[command(name = "eci-secret-sync", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Policy file (TOML).
+    #[arg(
+        long,
+        short = 'c',
+        value_name = "PATH",
+        env = "ECI_SECRET_SYNC_CONFIG",
+        default_value = "/etc/eci-secret-sync/policy.toml"
+    )]
+    pub config: PathBuf,
+
+    /// Rotate every due token once, print what was done, and exit.
+    #[arg(long, conflicts_with = "check")]
+    pub rotate_now: bool,
+
+    /// With --rotate-now: only this token (repeat for several).
+    #[arg(long = "token", value_name = "NAME", requires = "rotate_now")]
+    pub tokens: Vec<String>,
+
+    /// With --rotate-now: rotate even if not due.
+    #[arg(long, requires = "rotate_now")]
+    pub force: bool,
+
+    /// With --rotate-now: print the plan, change nothing.
+    #[arg(long, requires = "rotate_now")]
+    pub dry_run: bool,
+
+    /// Validate the policy and the credentials it names, then exit.
+    #[arg(long)]
+    pub check: bool,
+
+    /// How long to wait for another instance holding the state lock.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_wait)]
+    pub lock_wait: std::time::Duration,
+
+    /// Log line format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    crate::policy::parse_duration(s)
+}
+
+/// What the flags ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    RotateNow,
+    Check,
+}
+
+impl Cli {
+    pub fn mode(&self) -> Mode {
+        if self.rotate_now {
+            Mode::RotateNow
+        } else if self.check {
+            Mode::Check
+        } else {
+            Mode::Daemon
+        }
+    }
+}

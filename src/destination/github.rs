@@ -1,0 +1,355 @@
+//! GitHub Actions and Dependabot secrets: seal with the scope's public key, PUT, check `updated_at`.
+
+use super::{DestError, Receipt, segment};
+use crate::policy::{GithubAuth, GithubDestination, GithubSection, GithubTarget, SecretApp, Visibility};
+use crate::retry::{Backoff, ratelimit_reset_from, retry_after_from};
+use crate::secret::SecretValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use octocrab::Octocrab;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// A scope's sealing key as GitHub serves it.
+#[derive(Debug, Clone, Deserialize)]
+struct PublicKey {
+    key_id: String,
+    key: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct SecretMeta {
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Repository {
+    id: u64,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct GithubMessage {
+    #[serde(default)]
+    message: String,
+}
+
+/// A GitHub client shared by every GitHub destination of a run: one public-key fetch per
+/// scope, writes spaced out to stay under GitHub's secondary rate limits.
+pub struct Github {
+    crab: Octocrab,
+    keys: Mutex<HashMap<String, PublicKey>>,
+    repo_ids: Mutex<HashMap<String, u64>>,
+    write_gate: Mutex<Option<Instant>>,
+    write_interval: Duration,
+    backoff: Backoff,
+}
+
+/// One raw reply: status, headers and body text.
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Github {
+    pub fn connect(section: &GithubSection) -> Result<Self, DestError> {
+        let builder = Octocrab::builder()
+            .base_uri(section.api_url.as_str())
+            .map_err(|e| DestError::fatal(format!("GitHub api_url {}: {e}", section.api_url)))?
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(section.timeout.min(Duration::from_secs(10))))
+            .set_read_timeout(Some(section.timeout))
+            .set_write_timeout(Some(section.timeout));
+        let crab = match &section.auth {
+            GithubAuth::Token(r) => {
+                let token = r
+                    .resolve()
+                    .map_err(|e| DestError::fatal(format!("GitHub credential ({}): {e}", r.describe())))?;
+                builder
+                    .personal_token(token.expose().to_string())
+                    .build()
+                    .map_err(|e| DestError::fatal(format!("GitHub client: {e}")))?
+            }
+            GithubAuth::App {
+                app_id,
+                installation_id,
+                private_key,
+            } => {
+                let pem = private_key.resolve().map_err(|e| {
+                    DestError::fatal(format!("GitHub App key ({}): {e}", private_key.describe()))
+                })?;
+                let key = octocrab::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
+                    .map_err(|e| DestError::fatal(format!("GitHub App key ({}): {e}", private_key.describe())))?;
+                let app = builder
+                    .app((*app_id).into(), key)
+                    .build()
+                    .map_err(|e| DestError::fatal(format!("GitHub client: {e}")))?;
+                app.installation((*installation_id).into())
+                    .map_err(|e| DestError::fatal(format!("GitHub App installation {installation_id}: {e}")))?
+            }
+        };
+        Ok(Self {
+            crab,
+            keys: Mutex::new(HashMap::new()),
+            repo_ids: Mutex::new(HashMap::new()),
+            write_gate: Mutex::new(None),
+            write_interval: Duration::from_secs(1), // replaced by [github] write_interval
+            backoff: Backoff::default(),
+        })
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Seal `value` with the scope's key and PUT it; a rejected `key_id` re-fetches the key once.
+    pub async fn push(&self, dest: &GithubDestination, value: &SecretValue) -> Result<Receipt, DestError> {
+        let base = scope_path(dest);
+        let url = format!("{base}/{}", segment(&dest.secret));
+        let mut refetched = false;
+        loop {
+            let key = self.public_key(&base, refetched).await?;
+            let sealed = seal(&key, value)?;
+            let mut body = serde_json::json!({ "encrypted_value": sealed, "key_id": key.key_id });
+            if let GithubTarget::Org {
+                org,
+                visibility,
+                repositories,
+            } = &dest.target
+            {
+                body["visibility"] = visibility.as_str().into();
+                if *visibility == Visibility::Selected {
+                    let mut ids = Vec::new();
+                    for r in repositories {
+                        ids.push(self.repo_id(org, r).await?);
+                    }
+                    body["selected_repository_ids"] = ids.into();
+                }
+            }
+            self.pace_write().await;
+            let started = Instant::now();
+            let reply = self.request(http::Method::PUT, &url, Some(&body)).await?;
+            match reply.status {
+                StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => {
+                    // In the server's own clock, the write happened no earlier than its reply's
+                    // `Date` less the time the exchange took: `updated_at` must reach that.
+                    let took = chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+                    let not_before = server_date(&reply.headers)
+                        .map(|d| d - took - chrono::Duration::seconds(1));
+                    return Ok(Receipt {
+                        version: None,
+                        not_before,
+                    });
+                }
+                StatusCode::UNPROCESSABLE_ENTITY if !refetched => {
+                    tracing::info!(scope = %base, "GitHub rejected the sealed value; fetching the scope's key again");
+                    refetched = true;
+                }
+                _ => return Err(reply_error("PUT", &url, &reply)),
+            }
+        }
+    }
+
+    /// The secret exists and its `updated_at` is no earlier than the write's `not_before`.
+    pub async fn verify(&self, dest: &GithubDestination, receipt: &Receipt) -> Result<(), DestError> {
+        let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
+        let reply = self.request(http::Method::GET, &url, None).await?;
+        if reply.status != StatusCode::OK {
+            return Err(reply_error("GET", &url, &reply));
+        }
+        let meta: SecretMeta = serde_json::from_str(&reply.body)
+            .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
+        match receipt.not_before {
+            Some(t) if meta.updated_at < t => Err(DestError::fatal(format!(
+                "GitHub secret {url} was not updated (updated_at {} is before our write at {})",
+                meta.updated_at.to_rfc3339(),
+                t.to_rfc3339()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn public_key(&self, base: &str, refresh: bool) -> Result<PublicKey, DestError> {
+        if !refresh && let Some(k) = self.keys.lock().await.get(base) {
+            return Ok(k.clone());
+        }
+        let url = base_key_path(base);
+        let reply = self.request(http::Method::GET, &url, None).await?;
+        if reply.status != StatusCode::OK {
+            return Err(reply_error("GET", &url, &reply));
+        }
+        let key: PublicKey = serde_json::from_str(&reply.body)
+            .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable public key: {e}")))?;
+        self.keys.lock().await.insert(base.to_string(), key.clone());
+        Ok(key)
+    }
+
+    async fn repo_id(&self, owner: &str, repo: &str) -> Result<u64, DestError> {
+        let full = format!("{owner}/{repo}");
+        if let Some(id) = self.repo_ids.lock().await.get(&full) {
+            return Ok(*id);
+        }
+        let url = format!("/repos/{}/{}", segment(owner), segment(repo));
+        let reply = self.request(http::Method::GET, &url, None).await?;
+        if reply.status != StatusCode::OK {
+            return Err(reply_error("GET", &url, &reply));
+        }
+        let r: Repository = serde_json::from_str(&reply.body)
+            .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
+        self.repo_ids.lock().await.insert(full, r.id);
+        Ok(r.id)
+    }
+
+    /// Serialise writes and space them `write_interval` apart (GitHub's advice for mutations).
+    async fn pace_write(&self) {
+        let mut last = self.write_gate.lock().await;
+        if let Some(t) = *last {
+            let since = t.elapsed();
+            if since < self.write_interval {
+                tokio::time::sleep(self.write_interval - since).await;
+            }
+        }
+        *last = Some(Instant::now());
+    }
+
+    /// One request with retries for rate limits, 5xx and transport errors. Returns the final
+    /// reply whatever its status, or an error when no reply could be had.
+    async fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, DestError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.send(method.clone(), path, body).await;
+            let (retry, wait) = match &result {
+                Ok(r) => match rate_limit_wait(r) {
+                    Some(w) => (true, Some(w)),
+                    None => (r.status.is_server_error(), None),
+                },
+                Err(_) => (true, None),
+            };
+            if !retry || attempt + 1 >= self.backoff.attempts {
+                return result.map_err(DestError::transient).and_then(|r| {
+                    if rate_limit_wait(&r).is_some() || r.status.is_server_error() {
+                        Err(reply_error(method.as_str(), path, &r))
+                    } else {
+                        Ok(r)
+                    }
+                });
+            }
+            let delay = self.backoff.delay(attempt, wait);
+            tracing::info!(%method, path, ?delay, "GitHub asked to slow down or failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send(&self, method: http::Method, path: &str, body: Option<&serde_json::Value>) -> Result<Reply, String> {
+        let resp = match method {
+            http::Method::PUT => self.crab._put(path, body).await,
+            http::Method::DELETE => self.crab._delete(path, body).await,
+            _ => self.crab._get(path).await,
+        }
+        .map_err(|e| format!("GitHub {method} {path}: {}", crate::eci::error_chain(&e)))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = self
+            .crab
+            .body_to_string(resp)
+            .await
+            .map_err(|e| format!("GitHub {method} {path}: reading reply: {e}"))?;
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// `/repos/o/r/actions/secrets`, `/repos/o/r/environments/e/secrets`, `/orgs/o/actions/secrets`, ...
+fn scope_path(dest: &GithubDestination) -> String {
+    let app = match dest.app {
+        SecretApp::Actions => "actions",
+        SecretApp::Dependabot => "dependabot",
+    };
+    match &dest.target {
+        GithubTarget::Repo { owner, repo } => format!("/repos/{}/{}/{app}/secrets", segment(owner), segment(repo)),
+        GithubTarget::Environment {
+            owner,
+            repo,
+            environment,
+        } => format!(
+            "/repos/{}/{}/environments/{}/secrets",
+            segment(owner),
+            segment(repo),
+            segment(environment)
+        ),
+        GithubTarget::Org { org, .. } => format!("/orgs/{}/{app}/secrets", segment(org)),
+    }
+}
+
+fn base_key_path(base: &str) -> String {
+    format!("{base}/public-key")
+}
+
+/// Seal `value` for the holder of `key` (libsodium sealed box), as standard base64.
+fn seal(key: &PublicKey, value: &SecretValue) -> Result<String, DestError> {
+    let raw = B64
+        .decode(key.key.trim())
+        .map_err(|e| DestError::fatal(format!("GitHub public key {} is not base64: {e}", key.key_id)))?;
+    let pk = crypto_box::PublicKey::from_slice(&raw).map_err(|_| {
+        DestError::fatal(format!(
+            "GitHub public key {} is {} bytes, not a 32-byte Curve25519 key",
+            key.key_id,
+            raw.len()
+        ))
+    })?;
+    let sealed = pk
+        .seal(&mut crypto_box::aead::OsRng, value.expose().as_bytes())
+        .map_err(|_| DestError::fatal("sealing the value failed"))?;
+    Ok(B64.encode(sealed))
+}
+
+/// How long GitHub asked us to wait, for a primary or secondary rate-limit reply.
+fn rate_limit_wait(r: &Reply) -> Option<Duration> {
+    let limited = r.status == StatusCode::TOO_MANY_REQUESTS
+        || (r.status == StatusCode::FORBIDDEN
+            && (r.headers.contains_key(http::header::RETRY_AFTER)
+                || r.headers.get("x-ratelimit-remaining").is_some_and(|v| v == "0")
+                || r.body.to_ascii_lowercase().contains("rate limit")));
+    if !limited {
+        return None;
+    }
+    // Secondary limits without a hint: GitHub asks for at least a minute; the backoff caps it.
+    Some(
+        retry_after_from(&r.headers)
+            .or_else(|| ratelimit_reset_from(&r.headers))
+            .unwrap_or(Duration::from_secs(60)),
+    )
+}
+
+fn server_date(headers: &http::HeaderMap) -> Option<DateTime<Utc>> {
+    let v = headers.get(http::header::DATE)?.to_str().ok()?;
+    DateTime::parse_from_rfc2822(v).ok().map(|t| t.with_timezone(&Utc))
+}
+
+fn reply_error(method: &str, path: &str, r: &Reply) -> DestError {
+    let msg: GithubMessage = serde_json::from_str(&r.body).unwrap_or_default();
+    let text = if msg.message.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", crate::secret::scrub(&msg.message))
+    };
+    let message = format!("GitHub {method} {path} returned {}{text}", r.status.as_u16());
+    if let Some(wait) = rate_limit_wait(r) {
+        return DestError::transient(message).with_wait(Some(wait));
+    }
+    if r.status.is_server_error() {
+        DestError::transient(message)
+    } else {
+        DestError::fatal(message)
+    }
+}

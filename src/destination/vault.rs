@@ -1,0 +1,322 @@
+//! Vault KV v2 destination: merge the new value into a secret with check-and-set.
+
+use super::{DestError, Receipt, WriteMeta};
+use crate::policy::{VaultAuth, VaultDestination, VaultSection};
+use crate::retry::Backoff;
+use crate::secret::SecretValue;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use tokio::sync::RwLock;
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
+use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+/// How many times a check-and-set conflict is re-read and retried before giving up.
+const CAS_ATTEMPTS: u32 = 5;
+
+/// A logged-in Vault client, shared by every Vault destination of a run.
+pub struct Vault {
+    client: RwLock<VaultClient>,
+    auth: VaultAuth,
+    default_mount: String,
+    backoff: Backoff,
+}
+
+impl Vault {
+    /// Build the client and log in with the policy's auth method.
+    pub async fn connect(section: &VaultSection) -> Result<Self, DestError> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(section.address.as_str())
+            .timeout(Some(section.timeout))
+            .token("");
+        if let Some(ns) = &section.namespace {
+            settings.namespace(Some(ns.clone()));
+        }
+        let settings = settings
+            .build()
+            .map_err(|e| DestError::fatal(format!("Vault settings: {e}")))?;
+        let client = VaultClient::new(settings)
+            .map_err(|e| DestError::fatal(format!("Vault client: {}", describe(&e))))?;
+        let vault = Self {
+            client: RwLock::new(client),
+            auth: section.auth.clone(),
+            default_mount: section.mount.clone(),
+            backoff: Backoff::default(),
+        };
+        vault.login().await?;
+        Ok(vault)
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn default_mount(&self) -> &str {
+        &self.default_mount
+    }
+
+    /// (Re-)authenticate and put the resulting token on the client.
+    pub async fn login(&self) -> Result<(), DestError> {
+        let token = match &self.auth {
+            VaultAuth::Token { token } => resolve(token)?,
+            VaultAuth::AppRole {
+                role_id,
+                secret_id,
+                mount,
+            } => {
+                let role_id = resolve(role_id)?;
+                let secret_id = resolve(secret_id)?;
+                let client = self.client.read().await;
+                let info = vaultrs::auth::approle::login(
+                    &*client,
+                    mount,
+                    role_id.expose(),
+                    secret_id.expose(),
+                )
+                .await
+                .map_err(|e| classify("AppRole login", &e))?;
+                SecretValue::new(info.client_token)
+            }
+            VaultAuth::Kubernetes { role, jwt, mount } => {
+                let jwt = resolve(jwt)?;
+                let client = self.client.read().await;
+                let info = vaultrs::auth::kubernetes::login(&*client, mount, role, jwt.expose())
+                    .await
+                    .map_err(|e| classify("Kubernetes login", &e))?;
+                SecretValue::new(info.client_token)
+            }
+        };
+        self.client.write().await.set_token(token.expose());
+        Ok(())
+    }
+
+    fn mount<'a>(&'a self, dest: &'a VaultDestination) -> &'a str {
+        dest.mount.as_deref().unwrap_or(&self.default_mount)
+    }
+
+    /// Merge `value` under `dest.key` into the secret at `dest.path`, keeping its other keys,
+    /// with check-and-set; then record who wrote it in the secret's custom metadata.
+    pub async fn push(
+        &self,
+        dest: &VaultDestination,
+        value: &SecretValue,
+        meta: &WriteMeta,
+    ) -> Result<Receipt, DestError> {
+        let mount = self.mount(dest);
+        let mut conflicts = 0;
+        let version = loop {
+            let (mut data, version) = self.with_retries(|| self.read(mount, &dest.path)).await?;
+            data.insert(dest.key.clone(), Value::String(value.expose().to_string()));
+            let written = self
+                .with_retries(|| self.write(mount, &dest.path, &data, version))
+                .await;
+            match written {
+                Ok(v) => break v,
+                Err(e) if e.message.contains("check-and-set") && conflicts + 1 < CAS_ATTEMPTS => {
+                    conflicts += 1;
+                    tracing::info!(path = %dest.path, "Vault secret changed under us; re-reading");
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.with_retries(|| self.annotate(mount, &dest.path, meta))
+            .await?;
+        Ok(Receipt {
+            version: Some(version),
+            not_before: None,
+        })
+    }
+
+    /// Read the secret back and compare the key's value with `value`.
+    pub async fn verify(
+        &self,
+        dest: &VaultDestination,
+        value: &SecretValue,
+        receipt: &Receipt,
+    ) -> Result<(), DestError> {
+        let mount = self.mount(dest);
+        let (data, version) = self.with_retries(|| self.read(mount, &dest.path)).await?;
+        if let (Some(want), Some(have)) = (receipt.version, version)
+            && have < want
+        {
+            return Err(DestError::transient(format!(
+                "Vault still serves version {have} of {mount}/{}, expected {want} or later",
+                dest.path
+            )));
+        }
+        match data.get(&dest.key) {
+            Some(Value::String(s)) if SecretValue::new(s.clone()).same_as(value) => Ok(()),
+            Some(_) => Err(DestError::fatal(format!(
+                "Vault {mount}/{} key {} does not hold the new value (another writer changed it)",
+                dest.path, dest.key
+            ))),
+            None => Err(DestError::fatal(format!(
+                "Vault {mount}/{} has no key {}",
+                dest.path, dest.key
+            ))),
+        }
+    }
+
+    /// Read the value currently stored at a destination (used to find out what is live).
+    pub async fn read_value(&self, dest: &VaultDestination) -> Result<Option<SecretValue>, DestError> {
+        let mount = self.mount(dest);
+        let (data, _) = self.with_retries(|| self.read(mount, &dest.path)).await?;
+        Ok(match data.get(&dest.key) {
+            Some(Value::String(s)) => Some(SecretValue::new(s.clone())),
+            _ => None,
+        })
+    }
+
+    /// The secret's data and current version; an absent secret is empty at version `None`.
+    async fn read(&self, mount: &str, path: &str) -> Result<(Map<String, Value>, Option<u64>), DestError> {
+        let request = ReadSecretRequest::builder()
+            .mount(mount)
+            .path(path)
+            .build()
+            .map_err(|e| DestError::fatal(format!("Vault request: {e}")))?;
+        let client = self.client.read().await;
+        match vaultrs::api::exec_with_result(&*client, request).await {
+            Ok(resp) => {
+                let data = match resp.data {
+                    Value::Object(m) => m,
+                    Value::Null => Map::new(),
+                    _ => {
+                        return Err(DestError::fatal(format!(
+                            "Vault {mount}/{path} does not hold a key/value map"
+                        )));
+                    }
+                };
+                Ok((data, Some(resp.metadata.version)))
+            }
+            Err(e) if status_of(&e) == Some(404) => Ok((Map::new(), None)),
+            Err(e) => Err(classify(&format!("reading Vault {mount}/{path}"), &e)),
+        }
+    }
+
+    async fn write(
+        &self,
+        mount: &str,
+        path: &str,
+        data: &Map<String, Value>,
+        version: Option<u64>,
+    ) -> Result<u64, DestError> {
+        let cas = u32::try_from(version.unwrap_or(0))
+            .map_err(|_| DestError::fatal(format!("Vault {mount}/{path}: version too large for check-and-set")))?;
+        let client = self.client.read().await;
+        vaultrs::kv2::set_with_options(&*client, mount, path, data, SetSecretRequestOptions { cas })
+            .await
+            .map(|m| m.version)
+            .map_err(|e| classify(&format!("writing Vault {mount}/{path}"), &e))
+    }
+
+    /// Merge our facts into the secret's custom metadata, keeping anyone else's.
+    async fn annotate(&self, mount: &str, path: &str, meta: &WriteMeta) -> Result<(), DestError> {
+        let client = self.client.read().await;
+        let mut custom: HashMap<String, String> = match vaultrs::kv2::read_metadata(&*client, mount, path).await {
+            Ok(m) => m.custom_metadata.unwrap_or_default(),
+            Err(e) if status_of(&e) == Some(404) => HashMap::new(),
+            Err(e) => return Err(classify(&format!("reading Vault metadata {mount}/{path}"), &e)),
+        };
+        custom.insert("managed-by".into(), "eci-secret-sync".into());
+        custom.insert("eci-token-name".into(), meta.token_name.clone());
+        custom.insert("eci-token-id".into(), meta.token_id.clone());
+        custom.insert(
+            "eci-token-expires".into(),
+            meta.expires
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "never".into()),
+        );
+        custom.insert(
+            "written-at".into(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let mut request = SetSecretMetadataRequest::builder();
+        request.custom_metadata(custom);
+        vaultrs::kv2::set_metadata(&*client, mount, path, Some(&mut request))
+            .await
+            .map_err(|e| classify(&format!("writing Vault metadata {mount}/{path}"), &e))
+    }
+
+    /// Retry transient failures with backoff; re-authenticate once when the token was refused.
+    async fn with_retries<T, F, Fut>(&self, mut call: F) -> Result<T, DestError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DestError>>,
+    {
+        let mut attempt = 0;
+        let mut relogged = false;
+        loop {
+            match call().await {
+                Err(e) if e.message.contains("permission denied") && !relogged && self.can_relogin() => {
+                    relogged = true;
+                    tracing::info!("Vault refused the token; logging in again");
+                    self.login().await?;
+                }
+                Err(e) if e.retryable && attempt + 1 < self.backoff.attempts => {
+                    let wait = self.backoff.delay(attempt, e.wait);
+                    tracing::debug!(error = %e, ?wait, "retrying Vault request");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn can_relogin(&self) -> bool {
+        !matches!(self.auth, VaultAuth::Token { .. })
+    }
+}
+
+fn resolve(r: &crate::policy::SecretRef) -> Result<SecretValue, DestError> {
+    r.resolve()
+        .map_err(|e| DestError::fatal(format!("Vault credential ({}): {e}", r.describe())))
+}
+
+/// The HTTP status of a Vault error, if the server answered.
+fn status_of(e: &ClientError) -> Option<u16> {
+    match e {
+        ClientError::APIError { code, .. } => Some(*code),
+        ClientError::RestClientError { source } => match source {
+            rustify::errors::ClientError::ServerResponseError { code, .. } => Some(*code),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Turn a vaultrs error into a message without any response body content.
+fn classify(what: &str, e: &ClientError) -> DestError {
+    let msg = format!("{what}: {}", describe(e));
+    match status_of(e) {
+        Some(429) | Some(500..=599) => DestError::transient(msg),
+        Some(_) => DestError::fatal(msg),
+        None => match e {
+            ClientError::RestClientError { .. } => DestError::transient(msg),
+            _ => DestError::fatal(msg),
+        },
+    }
+}
+
+fn describe(e: &ClientError) -> String {
+    match e {
+        ClientError::APIError { code, errors } => {
+            let errs: Vec<String> = errors.iter().map(|s| crate::secret::scrub(s.trim())).collect();
+            if errs.is_empty() {
+                format!("HTTP {code}")
+            } else {
+                format!("HTTP {code}: {}", errs.join("; "))
+            }
+        }
+        ClientError::RestClientError { source } => match source {
+            rustify::errors::ClientError::ServerResponseError { code, .. } => format!("HTTP {code}"),
+            rustify::errors::ClientError::RequestError { source, url, .. } => {
+                format!("cannot reach {url}: {}", crate::eci::error_chain(source.as_ref()))
+            }
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,363 @@
+//! The ECI token API client: the only place the contract's paths live.
+
+use crate::retry::{Backoff, retry_after_from};
+use crate::secret::{SecretValue, scrub};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Every path of the ECI token API contract, relative to the base URL.
+mod paths {
+    pub const ORGANIZATION: &str = "/user/organization";
+    pub const TOKENS: &str = "/user/user_access_token";
+    pub fn token(id: &str) -> String {
+        format!("{TOKENS}/{id}")
+    }
+}
+
+/// Page size: the contract's maximum.
+const PAGE: usize = 100;
+
+/// An ECI access token as listed or created. `value` is `None` when the server did not return it.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub value: Option<SecretValue>,
+    pub created: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+    pub roles: Vec<String>,
+    pub owner: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireToken {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    created: Option<DateTime<chrono::FixedOffset>>,
+    #[serde(default)]
+    expires: Option<DateTime<chrono::FixedOffset>>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    owner: Option<WireOwner>,
+}
+
+#[derive(Deserialize)]
+struct WireOwner {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl From<WireToken> for Token {
+    fn from(w: WireToken) -> Self {
+        Token {
+            id: w.id,
+            name: w.name,
+            description: w.description.unwrap_or_default(),
+            value: w.token.filter(|t| !t.is_empty()).map(SecretValue::new),
+            created: w.created.map(|t| t.with_timezone(&Utc)),
+            expires: w.expires.map(|t| t.with_timezone(&Utc)),
+            roles: w.roles,
+            owner: w.owner.and_then(|o| o.name),
+        }
+    }
+}
+
+/// Who the calling token belongs to (`GET /user/organization`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Organization {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// What went wrong talking to ECI. Messages are scrubbed of anything token-shaped.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EciError {
+    #[error("ECI rejected the credential (401 {code}): {message}")]
+    Unauthenticated { code: String, message: String },
+    #[error("ECI denied permission (403 {code}): {message}")]
+    PermissionDenied { code: String, message: String },
+    #[error("ECI: not found (404)")]
+    NotFound,
+    #[error("ECI rejected the request ({status} {code}): {message}")]
+    Invalid {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("ECI rate limit (429) persisted after retries")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("ECI server error ({status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("ECI unreachable: {0}")]
+    Transport(String),
+    #[error("ECI did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("ECI reply could not be read: {0}")]
+    Decode(String),
+}
+
+impl EciError {
+    /// Whether the request may have taken effect although no success reply arrived
+    /// (a lost reply): only then must a create be looked for before it is sent again.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            EciError::Transport(_)
+                | EciError::Timeout(_)
+                | EciError::Decode(_)
+                | EciError::Server { .. }
+        )
+    }
+
+    fn retryable(&self) -> bool {
+        matches!(
+            self,
+            EciError::RateLimited { .. }
+                | EciError::Transport(_)
+                | EciError::Timeout(_)
+                | EciError::Server {
+                    status: 502..=504,
+                    ..
+                }
+        )
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// A client bound to one base URL and one calling token.
+#[derive(Clone)]
+pub struct EciClient {
+    http: reqwest::Client,
+    base: String,
+    token: SecretValue,
+    timeout: Duration,
+    backoff: Backoff,
+}
+
+impl EciClient {
+    pub fn new(base: &str, token: SecretValue, timeout: Duration) -> Result<Self, EciError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("eci-secret-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| EciError::Transport(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            timeout,
+            backoff: Backoff::default(),
+        })
+    }
+
+    /// The same client calling with another token (to prove a new token authenticates).
+    pub fn with_token(&self, token: SecretValue) -> Self {
+        Self {
+            token,
+            ..self.clone()
+        }
+    }
+
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /user/organization`: is the calling token alive, and whose is it.
+    pub async fn whoami(&self) -> Result<Organization, EciError> {
+        let body = self.get_json(paths::ORGANIZATION, &[]).await?;
+        serde_json::from_slice(&body).map_err(|e| EciError::Decode(e.to_string()))
+    }
+
+    /// Every token whose name matches `name` exactly (the ILIKE filter narrows the listing,
+    /// the exact comparison decides), oldest first.
+    pub async fn list_named(&self, name: &str) -> Result<Vec<Token>, EciError> {
+        let all = self.list(Some(name)).await?;
+        Ok(all.into_iter().filter(|t| t.name == name).collect())
+    }
+
+    /// All tokens visible to the caller, following pages of 100.
+    pub async fn list(&self, filter_name_ilike: Option<&str>) -> Result<Vec<Token>, EciError> {
+        let mut out = Vec::new();
+        loop {
+            let skip = out.len().to_string();
+            let count = PAGE.to_string();
+            let mut query = vec![("skip", skip.as_str()), ("count", count.as_str())];
+            if let Some(f) = filter_name_ilike {
+                query.push(("filter_name_ilike", f));
+            }
+            let body = self.get_json(paths::TOKENS, &query).await?;
+            let page: Vec<WireToken> =
+                serde_json::from_slice(&body).map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
+            let n = page.len();
+            out.extend(page.into_iter().map(Token::from));
+            if n < PAGE {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// One token by id, with its value when the server returns it.
+    pub async fn get(&self, id: &str) -> Result<Token, EciError> {
+        let body = self.get_json(&paths::token(id), &[]).await?;
+        let wire: WireToken =
+            serde_json::from_slice(&body).map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
+        Ok(wire.into())
+    }
+
+    /// Create a token. Sent once, never retried: a lost reply may have created it.
+    pub async fn create(
+        &self,
+        name: &str,
+        description: &str,
+        expires: DateTime<Utc>,
+        idempotency_key: &str,
+    ) -> Result<Token, EciError> {
+        let body = serde_json::json!({
+            "name": name,
+            "description": description,
+            "expires": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        let req = self
+            .http
+            .post(self.url(paths::TOKENS))
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body);
+        let bytes = self.send_once(req).await?;
+        let wire: WireToken =
+            serde_json::from_slice(&bytes).map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
+        let token = Token::from(wire);
+        if token.value.is_none() {
+            return Err(EciError::Decode(format!(
+                "create returned token {} without its value",
+                token.id
+            )));
+        }
+        Ok(token)
+    }
+
+    /// Delete a token. A token that is already gone counts as deleted (`Ok(false)`).
+    pub async fn delete(&self, id: &str) -> Result<bool, EciError> {
+        let url = self.url(&paths::token(id));
+        match self
+            .with_retries(|| self.send_once(self.http.delete(url.clone())))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(EciError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<u8>, EciError> {
+        let url = self.url(path);
+        self.with_retries(|| self.send_once(self.http.get(url.clone()).query(query)))
+            .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET, PUT and DELETE are retried on 429/502/503/504 and transport errors, honouring
+    /// `Retry-After`; the number of attempts is bounded by the backoff policy.
+    async fn with_retries<F, Fut>(&self, mut call: F) -> Result<Vec<u8>, EciError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<u8>, EciError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match call().await {
+                Err(e) if e.retryable() && attempt + 1 < self.backoff.attempts => {
+                    let hint = match &e {
+                        EciError::RateLimited { retry_after } => *retry_after,
+                        _ => None,
+                    };
+                    let wait = self.backoff.delay(attempt, hint);
+                    tracing::debug!(error = %e, ?wait, "retrying ECI request");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, EciError> {
+        let req = req
+            .bearer_auth(self.token.expose())
+            .timeout(self.timeout)
+            .header("Accept", "application/json");
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let status = resp.status().as_u16();
+        let retry_after = retry_after_from(resp.headers());
+        let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
+        if (200..300).contains(&status) {
+            return Ok(bytes.to_vec());
+        }
+        let parsed: ErrorBody = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = scrub(&parsed.code);
+        let message = if parsed.message.is_empty() {
+            format!("HTTP {status} with a non-JSON body")
+        } else {
+            scrub(&parsed.message)
+        };
+        Err(match status {
+            401 => EciError::Unauthenticated { code, message },
+            403 => EciError::PermissionDenied { code, message },
+            404 => EciError::NotFound,
+            429 => EciError::RateLimited { retry_after },
+            500..=599 => EciError::Server { status, message },
+            _ => EciError::Invalid {
+                status,
+                code,
+                message,
+            },
+        })
+    }
+
+    fn transport(&self, e: reqwest::Error) -> EciError {
+        if e.is_timeout() {
+            EciError::Timeout(self.timeout)
+        } else {
+            // reqwest's Display names the URL (base + path), never headers or bodies.
+            EciError::Transport(scrub(&error_chain(&e)))
+        }
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let t = inner.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        src = inner.source();
+    }
+    s
+}

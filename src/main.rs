@@ -1,0 +1,37 @@
+//! Entry point: parse flags, set up logging, run, exit with the documented code.
+
+use clap::Parser;
+use eci_secret_sync::cli::{Cli, LogFormat};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(eci_secret_sync::exit::FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(eci_secret_sync::app::run(&cli)))
+}
+
+/// Logs go to stderr; `ECI_SECRET_SYNC_LOG` (tracing's filter syntax) overrides the level.
+/// vaultrs and rustify log expected failures (check-and-set conflicts) at ERROR: silenced,
+/// this product logs its own line.
+fn init_logging(cli: &Cli) {
+    let default = match cli.mode() {
+        eci_secret_sync::cli::Mode::Daemon => "info",
+        _ => "warn",
+    };
+    let filter = std::env::var("ECI_SECRET_SYNC_LOG").unwrap_or_else(|_| default.to_string());
+    let filter = EnvFilter::try_new(format!("{filter},rustify=off,vaultrs=off,octocrab=warn,hyper=warn"))
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,159 @@
+//! The rotation journal: one record per open rotation, saved before each step acts. No values.
+
+use crate::destination::Receipt;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// Where a rotation stands. Each phase is saved before the step it names is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Decided; no create request is out.
+    Planned,
+    /// A create request is (or may have been) sent; its reply was not yet recorded.
+    Creating,
+    /// The replacement exists (`new_id`); destinations are being written and checked.
+    Created,
+    /// Every destination holds the new value; the old token lives until `grace_until`.
+    Grace,
+    /// The old token's deletion is under way.
+    Deleting,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestStatus {
+    Pending,
+    Pushed,
+    Verified,
+    Failed,
+}
+
+/// One destination's progress within a rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestState {
+    pub status: DestStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub failures: u32,
+}
+
+impl DestState {
+    pub fn pending() -> Self {
+        Self {
+            status: DestStatus::Pending,
+            receipt: None,
+            last_error: None,
+            at: None,
+            failures: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateAttempt {
+    pub at: DateTime<Utc>,
+    pub idempotency_key: String,
+}
+
+/// The saved state of one token's rotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub version: u32,
+    pub token_name: String,
+    pub old_id: String,
+    pub old_expires: Option<DateTime<Utc>>,
+    pub started: DateTime<Utc>,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_attempt: Option<CreateAttempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_expires: Option<DateTime<Utc>>,
+    /// Fingerprint (not the value) of the replacement, to recognise it when read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_fingerprint: Option<String>,
+    pub destinations: BTreeMap<String, DestState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_until: Option<DateTime<Utc>>,
+    pub updated: DateTime<Utc>,
+}
+
+impl Rotation {
+    pub fn new(
+        token_name: &str,
+        old_id: &str,
+        old_expires: Option<DateTime<Utc>>,
+        destinations: impl IntoIterator<Item = String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            version: JOURNAL_VERSION,
+            token_name: token_name.to_string(),
+            old_id: old_id.to_string(),
+            old_expires,
+            started: now,
+            phase: Phase::Planned,
+            create_attempt: None,
+            new_id: None,
+            new_expires: None,
+            new_fingerprint: None,
+            destinations: destinations
+                .into_iter()
+                .map(|k| (k, DestState::pending()))
+                .collect(),
+            grace_until: None,
+            updated: now,
+        }
+    }
+
+    /// Forget the replacement (it is gone or unusable): back to Planned, every destination pending.
+    pub fn start_over(&mut self) {
+        self.phase = Phase::Planned;
+        self.create_attempt = None;
+        self.new_id = None;
+        self.new_expires = None;
+        self.new_fingerprint = None;
+        self.grace_until = None;
+        for d in self.destinations.values_mut() {
+            *d = DestState::pending();
+        }
+    }
+
+    pub fn all_verified(&self) -> bool {
+        self.destinations
+            .values()
+            .all(|d| d.status == DestStatus::Verified)
+    }
+
+    /// Whether any destination may hold the replacement's value.
+    pub fn any_destination_written(&self) -> bool {
+        self.destinations
+            .values()
+            .any(|d| matches!(d.status, DestStatus::Pushed | DestStatus::Verified))
+            || self
+                .destinations
+                .values()
+                .any(|d| d.status == DestStatus::Failed && d.receipt.is_some())
+    }
+}
+
+/// What remains of a finished rotation, for status and for choosing the current token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub token_name: String,
+    pub current_id: String,
+    pub expires: Option<DateTime<Utc>>,
+    pub last_rotated: DateTime<Utc>,
+    pub previous_id: String,
+    pub destinations: Vec<String>,
+}

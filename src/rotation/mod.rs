@@ -1,0 +1,480 @@
+//! Rotation: the persisted state machine that replaces one token everywhere, then deletes the old.
+//!
+//! Planned → Creating → Created(new id) → destinations pushed and verified → [Grace] → Deleting
+//! → done. The journal is saved before each step acts; a rerun resumes from it and never makes a
+//! second replacement while one exists.
+
+pub mod journal;
+pub mod report;
+
+use crate::destination::github::Github;
+use crate::destination::vault::Vault;
+use crate::destination::{Destination, DestError, WriteMeta};
+use crate::eci::{EciClient, Token};
+use crate::plan::{self, Decision, Reason};
+use crate::policy::TokenPolicy;
+use crate::secret::SecretValue;
+use crate::state::Store;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use journal::{CreateAttempt, DestState, DestStatus, Phase, Rotation, TokenRecord};
+use report::{DestReport, Outcome, TokenReport};
+use std::sync::Arc;
+
+/// Marks tokens this product created, in their ECI description.
+pub const MARKER: &str = "[eci-secret-sync]";
+
+/// A replacement created up to this long before the recorded attempt time still counts as
+/// the attempt's (clock skew between this host and ECI).
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+pub const ROTATIONS: &str = "rotations";
+pub const TOKENS: &str = "tokens";
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub force: bool,
+    pub dry_run: bool,
+}
+
+/// Everything a rotation talks to.
+pub struct Engine {
+    pub eci: EciClient,
+    pub vault: Option<Arc<Vault>>,
+    pub github: Option<Arc<Github>>,
+    /// `None` only in a dry run on a host that has no state folder yet.
+    pub store: Option<Store>,
+    pub default_mount: String,
+    pub concurrency: usize,
+}
+
+type Step<T> = Result<T, String>;
+
+impl Engine {
+    /// Plan and (unless dry-run) carry out every given token, `concurrency` at a time,
+    /// reports in policy order.
+    pub async fn run(&self, tokens: &[TokenPolicy], opts: &Options) -> Vec<TokenReport> {
+        futures::stream::iter(tokens)
+            .map(|t| self.run_token(t, opts))
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    pub async fn run_token(&self, policy: &TokenPolicy, opts: &Options) -> TokenReport {
+        let mut report = TokenReport::new(&policy.name);
+        if let Err(message) = self.drive(policy, opts, &mut report).await {
+            tracing::warn!(token = %policy.name, error = %message, "rotation did not complete");
+            report.outcome = Outcome::Failed { error: message };
+        }
+        report
+    }
+
+    async fn drive(&self, policy: &TokenPolicy, opts: &Options, report: &mut TokenReport) -> Step<()> {
+        let named = self
+            .eci
+            .list_named(&policy.name)
+            .await
+            .map_err(|e| format!("listing tokens in ECI: {e}"))?;
+        let open: Option<Rotation> = self.load(ROTATIONS, &policy.name)?;
+        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
+        let now = Utc::now();
+        let plan = plan::decide(policy, &named, open.as_ref(), record.as_ref(), now, opts.force);
+        if !plan.others.is_empty() {
+            report.warnings.push(format!(
+                "other token(s) named {} left alone: {}",
+                policy.name,
+                plan.others.join(", ")
+            ));
+        }
+        match plan.decision {
+            Decision::Missing => Err(format!(
+                "no token named {} in ECI: create it once in the portal, then this product keeps it fresh",
+                policy.name
+            )),
+            Decision::NeverExpires { current } => {
+                report.old_id = Some(current.id);
+                report.outcome = Outcome::NeverExpires;
+                Ok(())
+            }
+            Decision::NotDue { current, rotate_at } => {
+                report.old_id = Some(current.id);
+                report.outcome = Outcome::NotDue {
+                    expires: current.expires,
+                    rotate_at,
+                };
+                Ok(())
+            }
+            Decision::LifetimeTooShort { current, new_expires } => {
+                report.old_id = Some(current.id);
+                Err(format!(
+                    "lifetime gives a replacement expiring {}, which is already within rotate_before; \
+                     refusing to rotate on every run (raise lifetime or lower rotate_before)",
+                    report::when(new_expires)
+                ))
+            }
+            Decision::Rotate {
+                current,
+                reason,
+                new_expires,
+            } => {
+                report.old_id = Some(current.id.clone());
+                report.old_expires = current.expires;
+                report.forced = reason == Reason::Forced;
+                if opts.dry_run {
+                    report.outcome = Outcome::WouldRotate { new_expires };
+                    report.destinations = self.dest_keys(policy).into_iter().map(DestReport::planned).collect();
+                    return Ok(());
+                }
+                let rot = Rotation::new(
+                    &policy.name,
+                    &current.id,
+                    current.expires,
+                    self.dest_keys(policy),
+                    Utc::now(),
+                );
+                self.save(&rot)?;
+                self.advance(policy, rot, report).await
+            }
+            Decision::Resume => {
+                let Some(rot) = open else {
+                    return Err("internal: resume without a journal".into());
+                };
+                report.old_id = Some(rot.old_id.clone());
+                report.old_expires = rot.old_expires;
+                report.resumed = true;
+                if opts.dry_run {
+                    report.outcome = Outcome::WouldResume {
+                        phase: format!("{:?}", rot.phase).to_lowercase(),
+                    };
+                    return Ok(());
+                }
+                self.advance(policy, rot, report).await
+            }
+        }
+    }
+
+    /// Carry a rotation forward from wherever its journal says it stands.
+    async fn advance(&self, policy: &TokenPolicy, mut rot: Rotation, report: &mut TokenReport) -> Step<()> {
+        // Keep the journal's destinations in step with the policy (one may have been added).
+        let keys = self.dest_keys(policy);
+        rot.destinations.retain(|k, _| keys.contains(k));
+        for k in &keys {
+            rot.destinations.entry(k.clone()).or_insert_with(DestState::pending);
+        }
+
+        if rot.phase == Phase::Created && !rot.all_verified() {
+            let value = match self.read_back(&mut rot, report).await? {
+                Some(v) => v,
+                None => self.create_replacement(policy, &mut rot, report).await?,
+            };
+            self.sync_destinations(policy, &mut rot, &value, report).await?;
+        } else if matches!(rot.phase, Phase::Planned | Phase::Creating) {
+            let value = self.create_replacement(policy, &mut rot, report).await?;
+            self.sync_destinations(policy, &mut rot, &value, report).await?;
+        } else {
+            report.destinations = rot.destinations.iter().map(|(k, d)| DestReport::from_state(k, d)).collect();
+        }
+        report.new_id = rot.new_id.clone();
+        report.new_expires = rot.new_expires;
+
+        if rot.phase == Phase::Created {
+            let grace = plan::chrono_dur(policy.grace);
+            if grace > chrono::Duration::zero() {
+                rot.grace_until = Some(Utc::now() + grace);
+                rot.phase = Phase::Grace;
+            } else {
+                rot.phase = Phase::Deleting;
+            }
+            self.save(&rot)?;
+        }
+        if rot.phase == Phase::Grace {
+            let until = rot.grace_until.unwrap_or_else(Utc::now);
+            if Utc::now() < until {
+                report.outcome = Outcome::GracePending { until };
+                return Ok(());
+            }
+            rot.phase = Phase::Deleting;
+            self.save(&rot)?;
+        }
+        // Every destination is verified to hold the new value: the old token may go.
+        let existed = self
+            .eci
+            .delete(&rot.old_id)
+            .await
+            .map_err(|e| format!("deleting the old token {}: {e} (every destination already holds the new one; the next run retries)", rot.old_id))?;
+        tracing::info!(token = %rot.token_name, old = %rot.old_id, existed, "old token deleted");
+        self.finish(&rot, policy)?;
+        report.outcome = Outcome::Rotated { old_deleted: true };
+        Ok(())
+    }
+
+    /// The replacement's value, read back from ECI. `None` when the replacement is gone or its
+    /// value cannot be read: then it is deleted (if it exists) and the rotation starts over.
+    async fn read_back(&self, rot: &mut Rotation, report: &mut TokenReport) -> Step<Option<SecretValue>> {
+        let Some(new_id) = rot.new_id.clone() else {
+            rot.start_over();
+            self.save(rot)?;
+            return Ok(None);
+        };
+        match self.eci.get(&new_id).await {
+            Ok(Token { value: Some(v), .. }) if rot.new_fingerprint.as_deref().is_none_or(|f| f == v.fingerprint()) => {
+                report.steps.push(format!("resumed with replacement {new_id}"));
+                Ok(Some(v))
+            }
+            Ok(_) => {
+                report
+                    .warnings
+                    .push(format!("replacement {new_id}'s value cannot be read back from ECI; deleting it and starting over"));
+                self.eci
+                    .delete(&new_id)
+                    .await
+                    .map_err(|e| format!("deleting unreadable replacement {new_id}: {e}"))?;
+                rot.start_over();
+                self.save(rot)?;
+                Ok(None)
+            }
+            Err(crate::eci::EciError::NotFound) => {
+                report
+                    .warnings
+                    .push(format!("replacement {new_id} no longer exists in ECI; starting over"));
+                rot.start_over();
+                self.save(rot)?;
+                Ok(None)
+            }
+            Err(e) => Err(format!("reading replacement {new_id} back from ECI: {e}")),
+        }
+    }
+
+    /// Make sure exactly one replacement exists: adopt the one an earlier, interrupted attempt
+    /// made, else create one. Returns its value.
+    async fn create_replacement(&self, policy: &TokenPolicy, rot: &mut Rotation, report: &mut TokenReport) -> Step<SecretValue> {
+        if rot.phase == Phase::Creating
+            && let Some(attempt) = rot.create_attempt.clone()
+        {
+            if let Some(found) = self.find_replacement(rot, attempt.at).await? {
+                return self.adopt(rot, found, report, "found the replacement an interrupted run created");
+            }
+        }
+        let new_expires = policy.lifetime.expires_at(Utc::now());
+        if new_expires <= Utc::now() {
+            return Err(format!("lifetime gives an expiry in the past ({})", report::when(new_expires)));
+        }
+        let attempt = CreateAttempt {
+            at: Utc::now(),
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        };
+        rot.phase = Phase::Creating;
+        rot.create_attempt = Some(attempt.clone());
+        self.save(rot)?;
+        let description = description_of(policy);
+        match self
+            .eci
+            .create(&policy.name, &description, new_expires, &attempt.idempotency_key)
+            .await
+        {
+            Ok(token) => self.adopt(rot, token, report, "created replacement"),
+            Err(e) if e.outcome_unknown() => {
+                // The create may have happened although its reply was lost: look before anything else.
+                match self.find_replacement(rot, attempt.at).await {
+                    Ok(Some(found)) => self.adopt(rot, found, report, "create reply was lost; found the replacement"),
+                    Ok(None) => {
+                        rot.phase = Phase::Planned;
+                        rot.create_attempt = None;
+                        self.save(rot)?;
+                        Err(format!("creating the replacement: {e}; ECI shows no replacement, the next run tries again"))
+                    }
+                    Err(look) => Err(format!(
+                        "creating the replacement: {e}; and looking for it failed ({look}); the next run looks again before creating"
+                    )),
+                }
+            }
+            Err(e) => {
+                rot.phase = Phase::Planned;
+                rot.create_attempt = None;
+                self.save(rot)?;
+                Err(format!("creating the replacement: {e}"))
+            }
+        }
+    }
+
+    /// A token of this name made by this product at or after `since`, other than the old one.
+    async fn find_replacement(&self, rot: &Rotation, since: DateTime<Utc>) -> Step<Option<Token>> {
+        let named = self
+            .eci
+            .list_named(&rot.token_name)
+            .await
+            .map_err(|e| format!("looking for the replacement in ECI: {e}"))?;
+        let mut ours: Vec<Token> = named
+            .into_iter()
+            .filter(|t| t.id != rot.old_id && t.description.contains(MARKER))
+            .filter(|t| t.created.is_none_or(|c| c >= since - CLOCK_SKEW))
+            .collect();
+        ours.sort_by_key(|t| t.created);
+        Ok(ours.pop())
+    }
+
+    fn adopt(&self, rot: &mut Rotation, mut token: Token, report: &mut TokenReport, what: &str) -> Step<SecretValue> {
+        let value = match token.value.take() {
+            Some(v) => v,
+            None => return Err(format!("replacement {} came without a readable value", token.id)),
+        };
+        rot.phase = Phase::Created;
+        rot.new_id = Some(token.id.clone());
+        rot.new_expires = token.expires;
+        rot.new_fingerprint = Some(value.fingerprint());
+        self.save(rot)?;
+        tracing::info!(token = %rot.token_name, new = %token.id, "{what}");
+        report.steps.push(format!("{what} {}", token.id));
+        Ok(value)
+    }
+
+    /// Prove the replacement authenticates, then write and check every destination not yet
+    /// verified. One failing destination never stops the others.
+    async fn sync_destinations(&self, policy: &TokenPolicy, rot: &mut Rotation, value: &SecretValue, report: &mut TokenReport) -> Step<()> {
+        let new_id = rot.new_id.clone().unwrap_or_default();
+        self.eci
+            .with_token(value.clone())
+            .whoami()
+            .await
+            .map_err(|e| format!("the replacement {new_id} does not authenticate at ECI: {e}; old token kept"))?;
+        let meta = WriteMeta {
+            token_name: policy.name.clone(),
+            token_id: new_id.clone(),
+            expires: rot.new_expires,
+        };
+        for dest in Destination::of(policy) {
+            let key = dest.key(&self.default_mount);
+            let state = rot.destinations.get(&key).cloned().unwrap_or_else(DestState::pending);
+            if state.status == DestStatus::Verified {
+                report.destinations.push(DestReport::from_state(&key, &state));
+                continue;
+            }
+            let result = self.sync_one(&dest, value, &meta, rot, &key, &state).await;
+            let entry = rot.destinations.entry(key.clone()).or_insert_with(DestState::pending);
+            entry.at = Some(Utc::now());
+            match result {
+                Ok(()) => {
+                    entry.status = DestStatus::Verified;
+                    entry.last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(token = %policy.name, destination = %key, error = %e, "destination failed");
+                    entry.status = DestStatus::Failed;
+                    entry.last_error = Some(e.message.clone());
+                    entry.failures += 1;
+                }
+            }
+            let snapshot = entry.clone();
+            self.save(rot)?;
+            report.destinations.push(DestReport::from_state(&key, &snapshot));
+        }
+        let failed: Vec<String> = rot
+            .destinations
+            .iter()
+            .filter(|(_, d)| d.status != DestStatus::Verified)
+            .map(|(k, d)| format!("{k}: {}", d.last_error.as_deref().unwrap_or("not written")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} destination(s) failed; the old token {} stays alive and the next run finishes with replacement {new_id}: {}",
+                failed.len(),
+                rot.destinations.len(),
+                rot.old_id,
+                failed.join("; ")
+            ))
+        }
+    }
+
+    /// Push to one destination (unless an earlier push can be verified) and verify.
+    async fn sync_one(
+        &self,
+        dest: &Destination,
+        value: &SecretValue,
+        meta: &WriteMeta,
+        rot: &mut Rotation,
+        key: &str,
+        state: &DestState,
+    ) -> Result<(), DestError> {
+        if state.status == DestStatus::Pushed
+            && let Some(receipt) = &state.receipt
+            && self.verify(dest, value, receipt).await.is_ok()
+        {
+            return Ok(());
+        }
+        let receipt = match dest {
+            Destination::Vault(v) => self.vault()?.push(v, value, meta).await?,
+            Destination::Github(g) => self.github()?.push(g, value).await?,
+        };
+        if let Some(entry) = rot.destinations.get_mut(key) {
+            entry.status = DestStatus::Pushed;
+            entry.receipt = Some(receipt.clone());
+            entry.at = Some(Utc::now());
+        }
+        self.save(rot).map_err(DestError::fatal)?;
+        self.verify(dest, value, &receipt).await
+    }
+
+    async fn verify(&self, dest: &Destination, value: &SecretValue, receipt: &crate::destination::Receipt) -> Result<(), DestError> {
+        match dest {
+            Destination::Vault(v) => self.vault()?.verify(v, value, receipt).await,
+            Destination::Github(g) => self.github()?.verify(g, receipt).await,
+        }
+    }
+
+    fn vault(&self) -> Result<&Vault, DestError> {
+        self.vault.as_deref().ok_or_else(|| DestError::fatal("no [vault] section in the policy"))
+    }
+
+    fn github(&self) -> Result<&Github, DestError> {
+        self.github.as_deref().ok_or_else(|| DestError::fatal("no [github] section in the policy"))
+    }
+
+    fn dest_keys(&self, policy: &TokenPolicy) -> Vec<String> {
+        Destination::of(policy).iter().map(|d| d.key(&self.default_mount)).collect()
+    }
+
+    /// Record the finished rotation and close its journal entry.
+    fn finish(&self, rot: &Rotation, policy: &TokenPolicy) -> Step<()> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let record = TokenRecord {
+            token_name: rot.token_name.clone(),
+            current_id: rot.new_id.clone().unwrap_or_default(),
+            expires: rot.new_expires,
+            last_rotated: Utc::now(),
+            previous_id: rot.old_id.clone(),
+            destinations: self.dest_keys(policy),
+        };
+        store.save(TOKENS, &rot.token_name, &record).map_err(|e| e.to_string())?;
+        store.remove(ROTATIONS, &rot.token_name).map_err(|e| e.to_string())
+    }
+
+    fn load<T: serde::de::DeserializeOwned>(&self, sub: &str, name: &str) -> Step<Option<T>> {
+        match &self.store {
+            Some(s) => s.load(sub, name).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
+    fn save(&self, rot: &Rotation) -> Step<()> {
+        let mut rot = rot.clone();
+        rot.updated = Utc::now();
+        match &self.store {
+            Some(s) => s.save(ROTATIONS, &rot.token_name, &rot).map_err(|e| e.to_string()),
+            None => Err("no state folder: cannot record a rotation".into()),
+        }
+    }
+}
+
+/// The policy's description, with this product's marker so the token is recognised as ours.
+pub fn description_of(policy: &TokenPolicy) -> String {
+    if policy.description.contains(MARKER) {
+        policy.description.clone()
+    } else if policy.description.is_empty() {
+        MARKER.to_string()
+    } else {
+        format!("{} {MARKER}", policy.description)
+    }
+}

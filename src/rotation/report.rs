@@ -1,0 +1,207 @@
+//! What a run did for each token, and its short human rendering. Ids and times, never values.
+
+use super::journal::{DestState, DestStatus};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Not decided yet (only seen if a run was cut short).
+    Unknown,
+    NotDue {
+        expires: Option<DateTime<Utc>>,
+        rotate_at: DateTime<Utc>,
+    },
+    NeverExpires,
+    WouldRotate {
+        new_expires: DateTime<Utc>,
+    },
+    WouldResume {
+        phase: String,
+    },
+    Rotated {
+        old_deleted: bool,
+    },
+    GracePending {
+        until: DateTime<Utc>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestReport {
+    pub destination: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl DestReport {
+    pub fn planned(key: String) -> Self {
+        Self {
+            destination: key,
+            status: "would write".into(),
+            error: None,
+        }
+    }
+
+    pub fn from_state(key: &str, state: &DestState) -> Self {
+        let status = match state.status {
+            DestStatus::Pending => "pending",
+            DestStatus::Pushed => "written, not verified",
+            DestStatus::Verified => "synced",
+            DestStatus::Failed => "FAILED",
+        };
+        Self {
+            destination: key.to_string(),
+            status: status.into(),
+            error: state.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenReport {
+    pub name: String,
+    pub outcome: Outcome,
+    pub old_id: Option<String>,
+    pub old_expires: Option<DateTime<Utc>>,
+    pub new_id: Option<String>,
+    pub new_expires: Option<DateTime<Utc>>,
+    pub forced: bool,
+    pub resumed: bool,
+    pub steps: Vec<String>,
+    pub destinations: Vec<DestReport>,
+    pub warnings: Vec<String>,
+}
+
+impl TokenReport {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            outcome: Outcome::Unknown,
+            old_id: None,
+            old_expires: None,
+            new_id: None,
+            new_expires: None,
+            forced: false,
+            resumed: false,
+            steps: Vec::new(),
+            destinations: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed { .. } | Outcome::Unknown)
+    }
+}
+
+/// `2026-12-10 09:00 UTC`
+pub fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `in 6d 14h`, `3h ago`
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let d = t - now;
+    let (secs, future) = if d >= chrono::Duration::zero() {
+        (d.num_seconds(), true)
+    } else {
+        (-d.num_seconds(), false)
+    };
+    let (days, hours, mins) = (secs / 86400, (secs % 86400) / 3600, (secs % 3600) / 60);
+    let span = if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else {
+        format!("{mins}m")
+    };
+    if future { format!("in {span}") } else { format!("{span} ago") }
+}
+
+fn expiry(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match t {
+        Some(t) => format!("{} ({})", when(t), relative(t, now)),
+        None => "never".into(),
+    }
+}
+
+/// The human summary printed by `--rotate-now`.
+pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let headline = match &r.outcome {
+            Outcome::Unknown => "unknown".to_string(),
+            Outcome::NotDue { expires, rotate_at } => format!(
+                "not due: expires {}, rotates from {}",
+                expiry(*expires, now),
+                when(*rotate_at)
+            ),
+            Outcome::NeverExpires => "never expires: nothing to rotate (consider giving it an expiry)".into(),
+            Outcome::WouldRotate { new_expires } => format!(
+                "{}: would create a replacement expiring {}, write it to {} destination(s), then delete the old token",
+                if r.forced { "forced" } else { "due" },
+                when(*new_expires),
+                r.destinations.len()
+            ),
+            Outcome::WouldResume { phase } => format!("would resume the open rotation (at {phase})"),
+            Outcome::Rotated { .. } => "rotated".into(),
+            Outcome::GracePending { until } => format!(
+                "rotated; old token kept for the grace period, deleted at the first run after {}",
+                when(*until)
+            ),
+            Outcome::Failed { .. } => "FAILED".into(),
+        };
+        let _ = writeln!(out, "{}: {headline}", r.name);
+        if let Some(old) = &r.old_id {
+            let fate = match r.outcome {
+                Outcome::Rotated { old_deleted: true } => " deleted",
+                Outcome::GracePending { .. } => " kept (grace)",
+                Outcome::Failed { .. } if r.new_id.is_some() => " kept",
+                _ => "",
+            };
+            if r.old_expires.is_some() || !fate.is_empty() {
+                let _ = writeln!(out, "  old token    {old} expires {}{fate}", expiry(r.old_expires, now));
+            }
+        }
+        if let Some(new) = &r.new_id {
+            let _ = writeln!(out, "  new token    {new} expires {}", expiry(r.new_expires, now));
+        }
+        for d in &r.destinations {
+            let err = d.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            let _ = writeln!(out, "  {:<12} {}{err}", d.status, d.destination);
+        }
+        for s in &r.steps {
+            tracing::debug!(token = %r.name, step = %s);
+        }
+        for w in &r.warnings {
+            let _ = writeln!(out, "  warning: {w}");
+        }
+        if let Outcome::Failed { error } = &r.outcome {
+            let _ = writeln!(out, "  error: {error}");
+        }
+    }
+    let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+    let _ = writeln!(
+        out,
+        "{} rotated, {} not due, {} failed{}",
+        count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })),
+        count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
+        count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
+        {
+            let planned = count(|o| matches!(o, Outcome::WouldRotate { .. } | Outcome::WouldResume { .. }));
+            if planned > 0 {
+                format!(", {planned} would rotate (dry run: nothing was changed)")
+            } else {
+                String::new()
+            }
+        }
+    );
+    out
+}

@@ -1,0 +1,229 @@
+//! The state folder: where it is, its lock, and crash-safe writes of the files in it.
+
+use serde::{Serialize, de::DeserializeOwned};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where state lives: `$STATE_DIRECTORY` (systemd), else the policy's `[state] dir`,
+/// else `/var/lib/eci-secret-sync`.
+pub fn resolve_dir(policy_dir: Option<&Path>) -> PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        // systemd may pass several, separated by ':'; the first is ours.
+        let s = d.to_string_lossy().to_string();
+        return PathBuf::from(s.split(':').next().unwrap_or(&s));
+    }
+    policy_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/eci-secret-sync"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state folder {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("state file {path} is unreadable: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error(
+        "another eci-secret-sync holds the lock on {path} (a daemon or a one-shot run); waited {waited:?}"
+    )]
+    Locked { path: PathBuf, waited: Duration },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An opened state folder (mode 0700).
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// Held for as long as this process is the one writer.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        for sub in ["", "rotations", "tokens"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(io(&d))?;
+            fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// A state folder that exists, opened without creating or changing anything (dry runs).
+    pub fn open_existing(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Take the one-writer lock, waiting up to `wait` for another holder to let go.
+    pub fn lock(&self, wait: Duration) -> Result<LockGuard, StateError> {
+        let path = self.dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        let start = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(LockGuard { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(StateError::Locked {
+                        path,
+                        waited: start.elapsed(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+            }
+        }
+    }
+
+    /// A file name for a token name: readable, collision-free, safe on any filesystem.
+    fn file_for(&self, sub: &str, name: &str) -> PathBuf {
+        let clean: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .take(64)
+            .collect();
+        let digest = Sha256::digest(name.as_bytes());
+        let tag: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        self.dir.join(sub).join(format!("{clean}-{tag}.json"))
+    }
+
+    pub fn load<T: DeserializeOwned>(&self, sub: &str, name: &str) -> Result<Option<T>, StateError> {
+        read_json(&self.file_for(sub, name))
+    }
+
+    pub fn save<T: Serialize>(&self, sub: &str, name: &str, value: &T) -> Result<(), StateError> {
+        let path = self.file_for(sub, name);
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes)
+    }
+
+    pub fn remove(&self, sub: &str, name: &str) -> Result<(), StateError> {
+        let path = self.file_for(sub, name);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Every file of a sub-folder, parsed.
+    pub fn load_all<T: DeserializeOwned>(&self, sub: &str) -> Result<Vec<T>, StateError> {
+        let d = self.dir.join(sub);
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&d)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io(&d))?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(v) = read_json(&path)?
+            {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Write a file so that a crash leaves either the old or the new content: temp file in the
+/// same folder, fsync, rename over, fsync the folder. Mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_remove_roundtrip_with_private_modes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store.save("rotations", "ci/deploy", &vec![1, 2, 3]).unwrap();
+        let back: Option<Vec<i32>> = store.load("rotations", "ci/deploy").unwrap();
+        assert_eq!(back, Some(vec![1, 2, 3]));
+        let files: Vec<_> = fs::read_dir(tmp.path().join("rotations")).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temp file left behind");
+        let mode = files[0].as_ref().unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        store.remove("rotations", "ci/deploy").unwrap();
+        assert!(store.load::<Vec<i32>>("rotations", "ci/deploy").unwrap().is_none());
+    }
+
+    #[test]
+    fn second_lock_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let _held = store.lock(Duration::ZERO).unwrap();
+        let err = store.lock(Duration::from_millis(300)).unwrap_err();
+        assert!(err.to_string().contains("holds the lock"), "{err}");
+    }
+}
