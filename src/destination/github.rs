@@ -97,7 +97,7 @@ impl Github {
             keys: Mutex::new(HashMap::new()),
             repo_ids: Mutex::new(HashMap::new()),
             write_gate: Mutex::new(None),
-            write_interval: Duration::from_secs(1), // replaced by [github] write_interval
+            write_interval: section.write_interval,
             backoff: Backoff::default(),
         })
     }

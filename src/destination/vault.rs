@@ -279,10 +279,9 @@ fn resolve(r: &crate::policy::SecretRef) -> Result<SecretValue, DestError> {
 fn status_of(e: &ClientError) -> Option<u16> {
     match e {
         ClientError::APIError { code, .. } => Some(*code),
-        ClientError::RestClientError { source } => match source {
-            rustify::errors::ClientError::ServerResponseError { code, .. } => Some(*code),
-            _ => None,
-        },
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => Some(*code),
         _ => None,
     }
 }

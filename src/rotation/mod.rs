@@ -251,10 +251,9 @@ impl Engine {
     async fn create_replacement(&self, policy: &TokenPolicy, rot: &mut Rotation, report: &mut TokenReport) -> Step<SecretValue> {
         if rot.phase == Phase::Creating
             && let Some(attempt) = rot.create_attempt.clone()
+            && let Some(found) = self.find_replacement(rot, attempt.at).await?
         {
-            if let Some(found) = self.find_replacement(rot, attempt.at).await? {
-                return self.adopt(rot, found, report, "found the replacement an interrupted run created");
-            }
+            return self.adopt(rot, found, report, "found the replacement an interrupted run created");
         }
         let new_expires = policy.lifetime.expires_at(Utc::now());
         if new_expires <= Utc::now() {

@@ -1,0 +1,82 @@
+//! Reading a policy file: TOML syntax, then every section and token, then the cross checks
+//! and a resolve of each secret reference; all problems come back together.
+
+use std::path::Path;
+
+use toml::de::DeTable;
+
+use super::checks;
+use super::error::{PolicyError, PolicyErrors};
+use super::model::Policy;
+use super::notify::notify;
+use super::reader::{Ctx, Table};
+use super::secret_ref;
+use super::sections;
+use super::services;
+use super::tokens::tokens;
+
+const TOP_LEVEL_KEYS: [&str; 9] = [
+    "eci", "vault", "github", "schedule", "defaults", "state", "notify", "metrics", "token",
+];
+
+/// Reads, parses and validates the policy at `path`, reporting every problem at once.
+pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(source) => parse(&source, path),
+        Err(e) => {
+            let message = format!("cannot read policy file: {e}");
+            Err(PolicyErrors(vec![PolicyError::whole_file(path, message)]))
+        }
+    }
+}
+
+/// Parses and validates policy text; `path` is used in messages and to resolve relative
+/// `file` references.
+pub fn parse(source: &str, path: &Path) -> Result<Policy, PolicyErrors> {
+    let mut cx = Ctx::new(source, path);
+    let (doc, syntax_errors) = DeTable::parse_recoverable(source);
+    if !syntax_errors.is_empty() {
+        for e in &syntax_errors {
+            let message = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            let at = e.span().unwrap_or(0..0);
+            cx.error(&at, "", message);
+        }
+        return Err(PolicyErrors::sorted(cx.errors));
+    }
+    let root = Table::root(&doc);
+    root.check_keys(&mut cx, &TOP_LEVEL_KEYS);
+    let eci = services::eci(&mut cx, &root);
+    let vault = services::vault(&mut cx, &root);
+    let github = services::github(&mut cx, &root);
+    let schedule = sections::schedule(&mut cx, &root);
+    let defaults = sections::defaults(&mut cx, &root);
+    let state = sections::state(&mut cx, &root);
+    let notify = notify(&mut cx, &root);
+    let metrics = sections::metrics(&mut cx, &root);
+    let tokens = tokens(&mut cx, &root, &defaults);
+    checks::unique_names(&mut cx, &tokens);
+    checks::unique_destinations(&mut cx, &tokens, vault.as_ref());
+    checks::sections_present(&mut cx, &root, &tokens);
+    secret_ref::check_all(&mut cx);
+    match eci {
+        Some(eci) if cx.errors.is_empty() => Ok(Policy {
+            source: path.to_path_buf(),
+            eci,
+            vault,
+            github,
+            schedule,
+            defaults,
+            state,
+            notify,
+            metrics,
+            tokens: tokens.into_iter().map(|t| t.policy).collect(),
+        }),
+        _ => Err(PolicyErrors::sorted(cx.errors)),
+    }
+}

@@ -1,0 +1,565 @@
+//! Loading policies: the shipped example, and the exact text of each kind of problem.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use eci_secret_sync::policy::{
+    self, GithubAuth, GithubTarget, Lifetime, Policy, SecretApp, SecretRef, VaultAuth, Visibility,
+    Watch,
+};
+
+const ECI_VALUE: &str = "u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA";
+
+/// Sets, once per test process and before any test reads them, the variables the policies
+/// below refer to. `POLICY_TEST_UNSET` is never set; `POLICY_TEST_EMPTY` is empty.
+#[allow(unsafe_code)]
+fn setup_env() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let vars = [
+            ("ECI_ACCESS_TOKEN", ECI_VALUE),
+            ("VAULT_TOKEN", "hvs.example"),
+            ("GITHUB_TOKEN", "ghp_example"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/x",
+            ),
+            ("POLICY_TEST_ECI", ECI_VALUE),
+            ("POLICY_TEST_VAULT", "hvs.example"),
+            ("POLICY_TEST_GITHUB", "ghp_example"),
+            ("POLICY_TEST_EMPTY", ""),
+        ];
+        for (name, value) in vars {
+            // SAFETY: runs exactly once, inside `Once`, before any test of this binary reads
+            // the environment (every test calls `setup_env` first); nothing else in these
+            // tests reads the environment from C code.
+            unsafe { std::env::set_var(name, value) };
+        }
+    });
+}
+
+fn parse(source: &str) -> Result<Policy, Vec<String>> {
+    setup_env();
+    policy::parse(source, Path::new("policy.toml"))
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect())
+}
+
+fn errors(source: &str) -> Vec<String> {
+    match parse(source) {
+        Ok(_) => vec!["<loaded without errors>".to_owned()],
+        Err(errors) => errors,
+    }
+}
+
+const ECI: &str = "[eci]\ntoken = { env = \"POLICY_TEST_ECI\" }\n";
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
+}
+
+#[test]
+fn the_example_loads() {
+    setup_env();
+    let policy = match policy::load(&example_path()) {
+        Ok(policy) => policy,
+        Err(errors) => panic!("config.example.toml:\n{errors}"),
+    };
+    assert_eq!(policy.eci.endpoint, "https://portal.elice.cloud/api");
+    assert_eq!(policy.eci.token, SecretRef::Env("ECI_ACCESS_TOKEN".into()));
+    let vault = policy.vault.as_ref().map(|v| (&v.auth, v.mount.as_str()));
+    let token_auth = VaultAuth::Token {
+        token: SecretRef::Env("VAULT_TOKEN".into()),
+    };
+    assert_eq!(vault, Some((&token_auth, "secret")));
+    let github = policy
+        .github
+        .as_ref()
+        .map(|g| (&g.auth, g.api_url.as_str()));
+    let github_auth = GithubAuth::Token(SecretRef::Env("GITHUB_TOKEN".into()));
+    assert_eq!(github, Some((&github_auth, "https://api.github.com")));
+    assert_eq!(policy.schedule.cron, "*/30 * * * *");
+    assert_eq!(policy.defaults.concurrency, 4);
+    assert_eq!(policy.notify.watch, Watch::Policy);
+    assert_eq!(policy.notify.channels.len(), 1);
+    let days = |d: u64| Duration::from_secs(d * 86_400);
+    assert_eq!(
+        policy.notify.thresholds,
+        vec![days(30), days(14), days(7), days(1)]
+    );
+    assert_eq!(policy.metrics.listen, None);
+
+    let names: Vec<&str> = policy.tokens.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["ci-deploy", "dependabot-registry"]);
+    let deploy = &policy.tokens[0];
+    assert_eq!(deploy.rotate_before, days(21));
+    assert_eq!(deploy.lifetime, Lifetime::Days(90));
+    assert_eq!(deploy.vault.len(), 1);
+    assert_eq!(deploy.github.len(), 3);
+    assert!(matches!(
+        deploy.github[1].target,
+        GithubTarget::Environment { .. }
+    ));
+    let org = GithubTarget::Org {
+        org: "acme".into(),
+        visibility: Visibility::Selected,
+        repositories: vec!["web".into(), "api".into()],
+    };
+    assert_eq!(deploy.github[2].target, org);
+    let registry = &policy.tokens[1];
+    assert_eq!(registry.lifetime, Lifetime::Months(6));
+    assert_eq!(registry.rotate_before, days(14), "from [defaults]");
+    assert_eq!(
+        registry.description,
+        "private registry access for Dependabot"
+    );
+    assert_eq!(registry.github[0].app, SecretApp::Dependabot);
+}
+
+#[test]
+fn defaults_fill_in_a_minimal_policy() {
+    let policy = match parse(&format!("{ECI}[[token]]\nname = \"watched\"\n")) {
+        Ok(policy) => policy,
+        Err(errors) => panic!("{errors:?}"),
+    };
+    assert!(policy.vault.is_none() && policy.github.is_none());
+    let token = &policy.tokens[0];
+    assert_eq!(token.description, "managed by eci-secret-sync");
+    assert_eq!(token.rotate_before, Duration::from_secs(14 * 86_400));
+    assert_eq!(token.lifetime, Lifetime::Days(90));
+    assert_eq!(token.grace, Duration::ZERO);
+    assert_eq!(token.line, 3);
+    assert_eq!(policy.eci.timeout, Duration::from_secs(30));
+}
+
+#[test]
+fn eci_section_is_required() {
+    assert_eq!(
+        errors(""),
+        ["policy.toml:1:1: eci: missing required section [eci]"]
+    );
+}
+
+#[test]
+fn bad_toml() {
+    let source = "[eci\ntoken = { env = \"POLICY_TEST_ECI\" }\n";
+    assert_eq!(
+        errors(source),
+        ["policy.toml:1:5: unclosed table, expected `]`"]
+    );
+}
+
+#[test]
+fn every_syntax_error_is_reported() {
+    let source = "[eci]\ntoken = \nendpoint = https://x\n[[token]]\nname = \"a\"\nname = \"b\"\n";
+    assert_eq!(
+        errors(source),
+        [
+            "policy.toml:2:9: string values must be quoted, expected literal string",
+            "policy.toml:3:12: string values must be quoted, expected literal string",
+            "policy.toml:6:1: duplicate key",
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_with_suggestion() {
+    let source = "[eci]\ntokn = { env = \"POLICY_TEST_ECI\" }\n";
+    assert_eq!(
+        errors(source),
+        [
+            "policy.toml:1:1: eci.token: missing required key ({ env = \"...\" } or { file = \"...\" })",
+            "policy.toml:2:1: eci.tokn: unknown key `tokn`; did you mean `token`?",
+        ]
+    );
+}
+
+#[test]
+fn unknown_section_with_suggestion() {
+    let source = format!("{ECI}[shedule]\ncron = \"0 * * * *\"\n");
+    assert_eq!(
+        errors(&source),
+        ["policy.toml:3:2: shedule: unknown key `shedule`; did you mean `schedule`?"]
+    );
+}
+
+#[test]
+fn wrong_type() {
+    let source = format!("{ECI}timeout = 30\n");
+    assert_eq!(
+        errors(&source),
+        ["policy.toml:3:11: eci.timeout: expected a string, found an integer"]
+    );
+}
+
+#[test]
+fn bad_duration() {
+    let source = format!("{ECI}[[token]]\nname = \"a\"\nrotate_before = \"2 weeks\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:5:17: token[0].rotate_before: invalid duration \"2 weeks\"; \
+             use a number followed by s, m, h, d or w, e.g. \"30m\", \"12h\", \"14d\""
+        ]
+    );
+}
+
+#[test]
+fn bad_lifetime() {
+    let source = format!("{ECI}[defaults]\nlifetime = \"25mo\"\n");
+    assert_eq!(
+        errors(&source),
+        ["policy.toml:4:12: defaults.lifetime: lifetime \"25mo\" is out of range; use 1mo to 24mo"]
+    );
+}
+
+#[test]
+fn literal_secret_is_refused_without_echoing_it() {
+    let source = format!("[eci]\ntoken = \"{ECI_VALUE}\"\n");
+    let found = errors(&source);
+    assert_eq!(
+        found,
+        [
+            "policy.toml:2:9: eci.token: literal secret values are not allowed; \
+             use { env = \"...\" } or { file = \"...\" }"
+        ]
+    );
+    assert!(!found.concat().contains(ECI_VALUE));
+    assert!(!found.concat().contains("u_Zb0e"));
+}
+
+#[test]
+fn literal_github_token_is_refused() {
+    let source = format!("{ECI}[github]\ntoken = \"ghp_0123456789abcdef\"\n");
+    let found = errors(&source);
+    assert_eq!(
+        found,
+        [
+            "policy.toml:4:9: github.token: literal secret values are not allowed; \
+             use { env = \"...\" } or { file = \"...\" }"
+        ]
+    );
+    assert!(!found.concat().contains("ghp_0123"));
+}
+
+#[test]
+fn missing_and_empty_env_vars() {
+    let source = "[eci]\ntoken = { env = \"POLICY_TEST_UNSET\" }\n\
+                  [github]\ntoken = { env = \"POLICY_TEST_EMPTY\" }\n";
+    assert_eq!(
+        errors(source),
+        [
+            "policy.toml:2:9: eci.token: environment variable `POLICY_TEST_UNSET` is not set",
+            "policy.toml:4:9: github.token: environment variable `POLICY_TEST_EMPTY` is empty",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_token_names() {
+    let source = format!("{ECI}[[token]]\nname = \"a\"\n[[token]]\nname = \"a\"\n");
+    assert_eq!(
+        errors(&source),
+        ["policy.toml:6:8: token[1].name: duplicate token name `a` (first defined at line 4)"]
+    );
+}
+
+#[test]
+fn duplicate_destinations() {
+    let source = format!(
+        "{ECI}[vault]
+address = \"https://vault.example.com\"
+auth = {{ method = \"token\", token = {{ env = \"POLICY_TEST_VAULT\" }} }}
+[github]
+token = {{ env = \"POLICY_TEST_GITHUB\" }}
+[[token]]
+name = \"a\"
+[[token.vault]]
+path = \"ci/a\"
+key = \"TOKEN\"
+[[token.github]]
+repo = \"acme/web\"
+secret = \"ECI_TOKEN\"
+[[token]]
+name = \"b\"
+[[token.vault]]
+mount = \"secret\"
+path = \"ci/a\"
+key = \"TOKEN\"
+[[token.github]]
+repo = \"Acme/Web\"
+secret = \"eci_token\"
+[[token.github]]
+repo = \"acme/web\"
+secret = \"ECI_TOKEN\"
+app = \"dependabot\"
+"
+    );
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:18:1: token[1].vault[0]: duplicate destination: Vault secret \
+             `secret/ci/a` key `TOKEN` is already written by token `a` (line 10)",
+            "policy.toml:22:1: token[1].github[0]: duplicate destination: GitHub Actions secret \
+             `ECI_TOKEN` of repository Acme/Web is already written by token `a` (line 13)",
+        ]
+    );
+}
+
+fn github_policy(destination: &str) -> String {
+    format!(
+        "{ECI}[github]\ntoken = {{ env = \"POLICY_TEST_GITHUB\" }}\n[[token]]\nname = \"a\"\n\
+         [[token.github]]\n{destination}"
+    )
+}
+
+#[test]
+fn org_without_visibility() {
+    let source = github_policy("org = \"acme\"\nsecret = \"ECI_TOKEN\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:7:1: token[0].github[0].visibility: missing required key \
+             (\"all\", \"private\" or \"selected\")"
+        ]
+    );
+}
+
+#[test]
+fn selected_without_repositories() {
+    let source =
+        github_policy("org = \"acme\"\nsecret = \"ECI_TOKEN\"\nvisibility = \"selected\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:7:1: token[0].github[0].repositories: missing required key \
+             (visibility = \"selected\" needs repository names)"
+        ]
+    );
+    let empty = github_policy(
+        "org = \"acme\"\nsecret = \"ECI_TOKEN\"\nvisibility = \"selected\"\nrepositories = []\n",
+    );
+    assert_eq!(
+        errors(&empty),
+        [
+            "policy.toml:11:1: token[0].github[0].repositories: must list at least one \
+             repository when visibility = \"selected\""
+        ]
+    );
+}
+
+#[test]
+fn github_destination_rules() {
+    let cases = [
+        (
+            "repo = \"acme/web\"\norg = \"acme\"\nsecret = \"X\"\n",
+            "policy.toml:9:1: token[0].github[0].org: give either `repo` or `org`, not both",
+        ),
+        (
+            "repo = \"acme\"\nsecret = \"X\"\n",
+            "policy.toml:8:8: token[0].github[0].repo: expected \"owner/name\", found \"acme\"",
+        ),
+        (
+            "repo = \"acme/web\"\nsecret = \"GITHUB_TOKEN\"\n",
+            "policy.toml:9:10: token[0].github[0].secret: secret name \"GITHUB_TOKEN\" must not \
+             start with `GITHUB_` (reserved by GitHub)",
+        ),
+        (
+            "repo = \"acme/web\"\nsecret = \"1X\"\n",
+            "policy.toml:9:10: token[0].github[0].secret: secret name \"1X\" must not start \
+             with a digit",
+        ),
+        (
+            "repo = \"acme/web\"\nsecret = \"A-B\"\n",
+            "policy.toml:9:10: token[0].github[0].secret: secret name \"A-B\" may contain only \
+             letters, digits and `_`",
+        ),
+        (
+            "repo = \"acme/web\"\nenvironment = \"prod\"\nsecret = \"X\"\napp = \"dependabot\"\n",
+            "policy.toml:11:1: token[0].github[0].app: Dependabot secrets have no environments; \
+             remove `environment` or use app = \"actions\"",
+        ),
+        (
+            "org = \"acme\"\nenvironment = \"prod\"\nsecret = \"X\"\nvisibility = \"all\"\n",
+            "policy.toml:9:1: token[0].github[0].environment: `environment` only applies to a \
+             repository secret (`repo`)",
+        ),
+        (
+            "org = \"acme\"\nsecret = \"X\"\nvisibility = \"private\"\nrepositories = [\"web\"]\n",
+            "policy.toml:11:1: token[0].github[0].repositories: `repositories` is only used with \
+             visibility = \"selected\"",
+        ),
+        (
+            "org = \"acme\"\nsecret = \"X\"\nvisibility = \"public\"\n",
+            "policy.toml:10:14: token[0].github[0].visibility: expected one of \"all\", \
+             \"private\", \"selected\", found \"public\"",
+        ),
+        (
+            "repo = \"acme/web\"\nsecret = \"X\"\nvisibility = \"all\"\n",
+            "policy.toml:10:1: token[0].github[0].visibility: `visibility` only applies to an \
+             organization secret (`org`)",
+        ),
+    ];
+    for (destination, expected) in cases {
+        assert_eq!(
+            errors(&github_policy(destination)),
+            [expected],
+            "{destination}"
+        );
+    }
+}
+
+#[test]
+fn destinations_need_their_section() {
+    let source = format!(
+        "{ECI}[[token]]\nname = \"a\"\n[[token.vault]]\npath = \"p\"\nkey = \"k\"\n\
+         [[token.github]]\nrepo = \"acme/web\"\nsecret = \"X\"\n"
+    );
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:5:1: token[0].vault[0]: a Vault destination needs a [vault] section",
+            "policy.toml:8:1: token[0].github[0]: a GitHub destination needs a [github] section",
+        ]
+    );
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    let insecure = "[eci]\nendpoint = \"http://portal.example.com/api\"\n\
+                    token = { env = \"POLICY_TEST_ECI\" }\n";
+    assert_eq!(
+        errors(insecure),
+        [
+            "policy.toml:2:12: eci.endpoint: plain http:// is only allowed to a loopback \
+             address; use https:// or set `allow_insecure_http = true` in [eci]"
+        ]
+    );
+    let loopback = "[eci]\nendpoint = \"http://127.0.0.1:8080/api/\"\n\
+                    token = { env = \"POLICY_TEST_ECI\" }\n";
+    let endpoint = parse(loopback).map(|p| p.eci.endpoint);
+    assert_eq!(endpoint, Ok("http://127.0.0.1:8080/api".to_owned()));
+    let allowed = "[eci]\nendpoint = \"http://eci.internal/api\"\nallow_insecure_http = true\n\
+                   token = { env = \"POLICY_TEST_ECI\" }\n";
+    assert!(parse(allowed).is_ok());
+}
+
+#[test]
+fn many_problems_are_reported_together() {
+    let source = "\
+[eci]
+endpoint = \"ftp://x\"
+token = \"u_literal\"
+
+[schedule]
+cron = \"* * *\"
+
+[defaults]
+concurrency = 100
+grace = \"-1h\"
+
+[notify]
+watch = \"everything\"
+
+  [[notify.channel]]
+  kind = \"webhook\"
+  url = { env = \"POLICY_TEST_ECI\" }
+
+[[token]]
+description = \"no name\"
+lifetime = \"1y\"
+";
+    assert_eq!(
+        errors(source),
+        [
+            "policy.toml:2:12: eci.endpoint: expected an http:// or https:// URL",
+            "policy.toml:3:9: eci.token: literal secret values are not allowed; \
+             use { env = \"...\" } or { file = \"...\" }",
+            "policy.toml:6:8: schedule.cron: expected 5 fields (minute hour day-of-month month \
+             day-of-week) or 6 (seconds first), found 3",
+            "policy.toml:9:15: defaults.concurrency: must be between 1 and 64, found 100",
+            "policy.toml:10:9: defaults.grace: negative duration \"-1h\" is not allowed",
+            "policy.toml:13:9: notify.watch: expected one of \"policy\", \"all\", found \"everything\"",
+            "policy.toml:15:3: notify.channel[0].secret: missing required key \
+             ({ env = \"...\" } or { file = \"...\" })",
+            "policy.toml:19:1: token[0].name: missing required key",
+            "policy.toml:21:12: token[0].lifetime: invalid lifetime \"1y\"; use \"30d\", \"90d\", \
+             \"6mo\", \"12mo\", any \"<n>d\", \"<n>w\" or \"<n>mo\", or a date such as \"2027-06-30\"",
+        ]
+    );
+}
+
+#[test]
+fn file_references_resolve_next_to_the_policy() {
+    setup_env();
+    let dir = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("tempdir: {e}"),
+    };
+    let policy_path = dir.path().join("policy.toml");
+    let text = "[eci]\ntoken = { file = \"creds/eci\" }\n\
+                [github]\ntoken = { file = \"missing\" }\n";
+    let write = std::fs::write(&policy_path, text)
+        .and_then(|()| std::fs::create_dir(dir.path().join("creds")))
+        .and_then(|()| std::fs::write(dir.path().join("creds/eci"), format!("{ECI_VALUE}\n")));
+    assert!(write.is_ok());
+    let found: Vec<String> = match policy::load(&policy_path) {
+        Ok(_) => vec![],
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    };
+    let shown = policy_path.display();
+    let missing = dir.path().join("missing");
+    assert_eq!(
+        found,
+        [format!(
+            "{shown}:4:9: github.token: cannot read file `{}`: no such file",
+            missing.display()
+        )]
+    );
+    let eci = policy::parse("[eci]\ntoken = { file = \"creds/eci\" }\n", &policy_path);
+    let token = eci.map(|p| p.eci.token);
+    assert_eq!(token, Ok(SecretRef::File(dir.path().join("creds/eci"))));
+    let value = SecretRef::File(dir.path().join("creds/eci")).resolve();
+    assert_eq!(
+        value.map(|v| v.expose().to_owned()),
+        Ok(ECI_VALUE.to_owned())
+    );
+}
+
+#[test]
+fn vault_references_only_for_the_eci_token() {
+    let source = "[eci]\ntoken = { vault = \"secret/eci#token\" }\n\
+                  [vault]\naddress = \"https://v.example.com\"\n\
+                  auth = { method = \"token\", token = { vault = \"secret/x#y\" } }\n";
+    assert_eq!(
+        errors(source),
+        [
+            "policy.toml:5:38: vault.auth.token.vault: a `vault` reference is only allowed for \
+             `[eci] token`; use `env` or `file`"
+        ]
+    );
+    let ok = "[eci]\ntoken = { vault = \"secret/eci#token\" }\n\
+              [vault]\naddress = \"https://v.example.com\"\n\
+              auth = { method = \"approle\", role_id = { env = \"POLICY_TEST_VAULT\" }, \
+              secret_id = { env = \"POLICY_TEST_VAULT\" } }\n";
+    let policy = parse(ok);
+    let token = policy.as_ref().map(|p| p.eci.token.describe());
+    assert_eq!(token, Ok("vault secret/eci#token".to_owned()));
+    let mount = policy.map(|p| match p.vault.map(|v| v.auth) {
+        Some(VaultAuth::AppRole { mount, .. }) => mount,
+        _ => String::new(),
+    });
+    assert_eq!(mount, Ok("approle".to_owned()));
+}
+
+#[test]
+fn unreadable_policy_file() {
+    setup_env();
+    let found = policy::load(Path::new("/nonexistent/policy.toml")).map_err(|e| e.to_string());
+    assert_eq!(
+        found.err().as_deref(),
+        Some(
+            "/nonexistent/policy.toml: cannot read policy file: No such file or directory (os error 2)"
+        )
+    );
+}
