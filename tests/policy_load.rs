@@ -199,7 +199,7 @@ fn bad_duration() {
         errors(&source),
         [
             "policy.toml:5:17: token[0].rotate_before: invalid duration \"2 weeks\"; \
-             use a number followed by s, m, h, d or w, e.g. \"30m\", \"12h\", \"14d\""
+             use a number followed by ms, s, m, h, d or w, e.g. \"30m\", \"12h\", \"14d\""
         ]
     );
 }

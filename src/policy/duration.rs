@@ -3,9 +3,10 @@
 use chrono::{DateTime, Months, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use std::time::Duration;
 
-const UNITS_HINT: &str = "use a number followed by s, m, h, d or w, e.g. \"30m\", \"12h\", \"14d\"";
+const UNITS_HINT: &str =
+    "use a number followed by ms, s, m, h, d or w, e.g. \"30m\", \"12h\", \"14d\"";
 
-/// Parses `"90s"`, `"30m"`, `"12h"`, `"14d"`, `"2w"` and combinations such as `"1d12h"`.
+/// Parses `"250ms"`, `"90s"`, `"30m"`, `"12h"`, `"14d"`, `"2w"` and combinations such as `"1d12h"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let text = s.trim();
     if text.is_empty() {
@@ -24,12 +25,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let (number, tail) = rest.split_at(digits);
         let unit_len = tail.chars().take_while(char::is_ascii_alphabetic).count();
         let (unit, tail) = tail.split_at(unit_len);
-        let seconds_per_unit = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            "w" => 604_800,
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 604_800_000,
             "" if tail.is_empty() => {
                 return Err(format!("duration {text:?} is missing a unit; {UNITS_HINT}"));
             }
@@ -43,25 +45,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let part = number
             .parse::<u64>()
             .ok()
-            .and_then(|n| n.checked_mul(seconds_per_unit))
+            .and_then(|n| n.checked_mul(millis_per_unit))
             .and_then(|n| total.checked_add(n));
         total = part.ok_or_else(|| format!("duration {text:?} is too large"))?;
         rest = tail;
     }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_millis(total))
 }
 
 /// Formats a duration the way policies write it (`"1d12h"`, `"0s"`), for messages.
 pub fn format_duration(d: Duration) -> String {
-    let mut secs = d.as_secs();
-    if secs == 0 {
+    let mut millis = d.as_millis();
+    if millis == 0 {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if millis >= size {
+            out.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
         }
     }
     out
@@ -193,6 +201,8 @@ mod tests {
         assert_eq!(parse_duration("0s"), secs(0));
         assert_eq!(parse_duration("1d12h"), secs(86_400 + 43_200));
         assert_eq!(parse_duration("1h30m15s"), secs(5_415));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(format_duration(Duration::from_millis(1_250)), "1s250ms");
     }
 
     #[test]
@@ -201,7 +211,7 @@ mod tests {
         assert_eq!(err("-1d"), "negative duration \"-1d\" is not allowed");
         assert_eq!(
             err("14"),
-            "duration \"14\" is missing a unit; use a number followed by s, m, h, d or w, \
+            "duration \"14\" is missing a unit; use a number followed by ms, s, m, h, d or w, \
              e.g. \"30m\", \"12h\", \"14d\""
         );
         assert!(err("5x").starts_with("unknown unit `x` in duration \"5x\""));

@@ -7,6 +7,7 @@ use super::duration::{Lifetime, format_duration};
 use super::error::Span;
 use super::model::*;
 use super::reader::{Ctx, Table};
+use super::suggest::did_you_mean;
 
 pub(crate) fn schedule(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> ScheduleSection {
     let mut schedule = ScheduleSection {
@@ -18,19 +19,35 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> ScheduleSectio
         return schedule;
     };
     t.check_keys(cx, &["cron", "timezone", "jitter"]);
+    let mut valid = true;
     if let Some(cron) = t.text(cx, "cron") {
-        let fields = cron.get_ref().split_whitespace().count();
-        if fields == 5 || fields == 6 {
-            schedule.cron = cron.get_ref().trim().to_owned();
-        } else {
-            let message = format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds first), found {fields}"
-            );
-            cx.error(&cron.span(), t.key("cron"), message);
+        match crate::schedule::parse_cron(cron.get_ref()) {
+            Ok(_) => schedule.cron = cron.get_ref().trim().to_owned(),
+            Err(message) => {
+                valid = false;
+                cx.error(&cron.span(), t.key("cron"), message);
+            }
         }
     }
     if let Some(timezone) = t.text(cx, "timezone") {
-        schedule.timezone = timezone.get_ref().trim().to_owned();
+        match crate::schedule::parse_zone(timezone.get_ref()) {
+            Ok(_) => schedule.timezone = timezone.get_ref().trim().to_owned(),
+            Err(message) => {
+                valid = false;
+                let hint = did_you_mean(timezone.get_ref().trim(), &crate::schedule::zone_names());
+                cx.error(
+                    &timezone.span(),
+                    t.key("timezone"),
+                    format!("{message}{hint}"),
+                );
+            }
+        }
+    }
+    if valid
+        && let Err(message) = crate::schedule::Schedule::new(&schedule.cron, &schedule.timezone)
+    {
+        let at = t.get("cron").map_or_else(|| t.span.clone(), |c| c.span());
+        cx.error(&at, t.key("cron"), message);
     }
     if let Some(jitter) = t.duration(cx, "jitter") {
         schedule.jitter = jitter.into_inner();
