@@ -100,7 +100,9 @@ pub struct World {
 impl World {
     pub async fn new() -> World {
         let bao = start_bao().await;
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.expect("start sandbox");
+        let sandbox = Sandbox::start(SandboxConfig::default())
+            .await
+            .expect("start sandbox");
         let dir = tempfile::tempdir().expect("tempdir");
         let http = reqwest::Client::new();
         let mut world = World {
@@ -112,11 +114,19 @@ impl World {
             minted: Mutex::new(BTreeSet::new()),
             printed: Mutex::new(String::new()),
         };
-        let bot = world.seed_token("ops-bot", Some(chrono::Duration::days(365))).await;
-        world.eci_credential = bot["token"].as_str().expect("seeded token value").to_string();
+        let bot = world
+            .seed_token("ops-bot", Some(chrono::Duration::days(365)))
+            .await;
+        world.eci_credential = bot["token"]
+            .as_str()
+            .expect("seeded token value")
+            .to_string();
         for (path, body) in [
             ("/github/repos", json!({"full_name": "acme/web"})),
-            ("/github/environments", json!({"repo": "acme/web", "environment": "production"})),
+            (
+                "/github/environments",
+                json!({"repo": "acme/web", "environment": "production"}),
+            ),
             ("/github/orgs", json!({"org": "acme"})),
         ] {
             world.admin_post(path, body).await;
@@ -156,7 +166,11 @@ impl World {
             .send()
             .await
             .expect("admin call");
-        assert!(r.status().is_success(), "admin DELETE {path}: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "admin DELETE {path}: {}",
+            r.status()
+        );
     }
 
     /// Seed an ECI token expiring `expires_in` from now (`None`: never).
@@ -197,7 +211,11 @@ impl World {
     }
 
     pub async fn github_secrets(&self) -> Vec<Value> {
-        self.admin_get("/github/secrets").await.as_array().cloned().unwrap_or_default()
+        self.admin_get("/github/secrets")
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub async fn github_secret(&self, scope: &str, name: &str) -> Option<Value> {
@@ -231,7 +249,11 @@ impl World {
             .send()
             .await
             .expect("vault write");
-        assert!(r.status().is_success(), "vault write {path}: {}", r.status());
+        assert!(
+            r.status().is_success(),
+            "vault write {path}: {}",
+            r.status()
+        );
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -258,6 +280,7 @@ auth = {{ method = "token", token = {{ env = "TEST_VAULT_TOKEN" }} }}
 [github]
 token = {{ env = "TEST_GITHUB_TOKEN" }}
 api_url = "{github}"
+write_interval = "50ms"
 
 [state]
 dir = "{state}"
@@ -281,6 +304,47 @@ dir = "{state}"
             .await
             .expect("binary finished within 120 s")
             .expect("binary ran");
+        let run = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        self.printed.lock().expect("lock").push_str(&run.all());
+        run
+    }
+
+    /// Start the binary, wait until it is stuck in a sandbox hang on a path containing
+    /// `path_contains`, then SIGKILL it. Returns what it printed until then.
+    pub async fn run_until_hang(&self, policy: &Path, args: &[&str], path_contains: &str) -> Run {
+        let mut child = self.command(policy, args).spawn().expect("spawn binary");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.admin_get("/requests").await;
+            let stuck = log.as_array().into_iter().flatten().any(|e| {
+                e["status"] == 0
+                    && e["path"]
+                        .as_str()
+                        .is_some_and(|p| p.contains(path_contains))
+            });
+            if stuck {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let out = child.wait_with_output().await.expect("output");
+                panic!(
+                    "binary exited ({status}) before reaching the hang on {path_contains}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never reached the hang on {path_contains}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        child.start_kill().expect("SIGKILL");
+        let out = child.wait_with_output().await.expect("output");
         let run = Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -323,9 +387,15 @@ dir = "{state}"
         assert!(!minted.is_empty());
         for v in &minted {
             // Report the token's position only: never print the value itself.
-            assert!(!haystack.contains(v.as_str()), "a token value leaked into the binary's output or state");
+            assert!(
+                !haystack.contains(v.as_str()),
+                "a token value leaked into the binary's output or state"
+            );
         }
-        assert!(!haystack.contains("u_") || !token_shaped(&haystack), "a token-shaped string leaked");
+        assert!(
+            !haystack.contains("u_") || !token_shaped(&haystack),
+            "a token-shaped string leaked"
+        );
     }
 }
 
