@@ -93,7 +93,7 @@ pub enum EciError {
         code: String,
         message: String,
     },
-    #[error("ECI rate limit (429) persisted after retries")]
+    #[error("ECI rate-limited the request (429)")]
     RateLimited { retry_after: Option<Duration> },
     #[error("ECI server error ({status}): {message}")]
     Server { status: u16, message: String },
@@ -207,8 +207,8 @@ impl EciClient {
                 query.push(("filter_name_ilike", f));
             }
             let body = self.get_json(paths::TOKENS, &query).await?;
-            let page: Vec<WireToken> =
-                serde_json::from_slice(&body).map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
+            let page: Vec<WireToken> = serde_json::from_slice(&body)
+                .map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
             let n = page.len();
             out.extend(page.into_iter().map(Token::from));
             if n < PAGE {

@@ -2,13 +2,17 @@
 
 use clap::Parser;
 use eci_secret_sync::cli::{Cli, LogFormat};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -27,9 +31,14 @@ fn init_logging(cli: &Cli) {
         _ => "warn",
     };
     let filter = std::env::var("ECI_SECRET_SYNC_LOG").unwrap_or_else(|_| default.to_string());
-    let filter = EnvFilter::try_new(format!("{filter},rustify=off,vaultrs=off,octocrab=warn,hyper=warn"))
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(format!(
+        "{filter},rustify=off,vaultrs=off,octocrab=warn,hyper=warn"
+    ))
+    .unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

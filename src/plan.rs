@@ -160,11 +160,19 @@ mod tests {
     fn due_when_expiry_within_rotate_before() {
         let t = [token("a", Some(14), now())];
         let plan = decide(&policy(), &t, None, None, now(), false);
-        assert!(matches!(plan.decision, Decision::Rotate { reason: Reason::Due, .. }));
+        assert!(matches!(
+            plan.decision,
+            Decision::Rotate {
+                reason: Reason::Due,
+                ..
+            }
+        ));
         let t = [token("a", Some(15), now())];
         let plan = decide(&policy(), &t, None, None, now(), false);
         match plan.decision {
-            Decision::NotDue { rotate_at, .. } => assert_eq!(rotate_at, now() + chrono::Duration::days(1)),
+            Decision::NotDue { rotate_at, .. } => {
+                assert_eq!(rotate_at, now() + chrono::Duration::days(1))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -173,14 +181,26 @@ mod tests {
     fn force_rotates_a_token_that_is_not_due() {
         let t = [token("a", Some(60), now())];
         let plan = decide(&policy(), &t, None, None, now(), true);
-        assert!(matches!(plan.decision, Decision::Rotate { reason: Reason::Forced, .. }));
+        assert!(matches!(
+            plan.decision,
+            Decision::Rotate {
+                reason: Reason::Forced,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn never_expiring_and_missing_tokens() {
         let t = [token("a", None, now())];
-        assert!(matches!(decide(&policy(), &t, None, None, now(), false).decision, Decision::NeverExpires { .. }));
-        assert!(matches!(decide(&policy(), &[], None, None, now(), false).decision, Decision::Missing));
+        assert!(matches!(
+            decide(&policy(), &t, None, None, now(), false).decision,
+            Decision::NeverExpires { .. }
+        ));
+        assert!(matches!(
+            decide(&policy(), &[], None, None, now(), false).decision,
+            Decision::Missing
+        ));
     }
 
     #[test]
@@ -188,12 +208,18 @@ mod tests {
         let mut p = policy();
         p.lifetime = Lifetime::Days(10);
         let t = [token("a", Some(1), now())];
-        assert!(matches!(decide(&p, &t, None, None, now(), false).decision, Decision::LifetimeTooShort { .. }));
+        assert!(matches!(
+            decide(&p, &t, None, None, now(), false).decision,
+            Decision::LifetimeTooShort { .. }
+        ));
     }
 
     #[test]
     fn picks_the_recorded_token_then_the_earliest_expiry() {
-        let t = [token("late", Some(80), now()), token("early", Some(3), now())];
+        let t = [
+            token("late", Some(80), now()),
+            token("early", Some(3), now()),
+        ];
         let plan = decide(&policy(), &t, None, None, now(), false);
         match &plan.decision {
             Decision::Rotate { current, .. } => assert_eq!(current.id, "early"),

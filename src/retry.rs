@@ -39,7 +39,11 @@ impl Backoff {
 
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after_from(headers: &http::HeaderMap) -> Option<Duration> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -54,7 +58,13 @@ pub fn ratelimit_reset_from(headers: &http::HeaderMap) -> Option<Duration> {
     if remaining.trim() != "0" {
         return None;
     }
-    let reset: i64 = headers.get("x-ratelimit-reset")?.to_str().ok()?.trim().parse().ok()?;
+    let reset: i64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let secs = reset - chrono::Utc::now().timestamp();
     Some(Duration::from_secs(secs.max(1) as u64))
 }
@@ -66,7 +76,10 @@ mod tests {
     #[test]
     fn hint_wins_and_is_capped() {
         let b = Backoff::default();
-        assert_eq!(b.delay(0, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            b.delay(0, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
         assert_eq!(b.delay(0, Some(Duration::from_secs(3600))), b.max_wait);
         let d = b.delay(2, None);
         assert!(d <= Duration::from_secs(2) && d >= Duration::from_secs(1));
@@ -77,7 +90,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("retry-after", "7".parse().unwrap());
         assert_eq!(retry_after_from(&h), Some(Duration::from_secs(7)));
-        h.insert("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after_from(&h), Some(Duration::ZERO));
     }
 }

@@ -69,7 +69,8 @@ pub fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'u' && bytes.get(i + 1) == Some(&b'_') && (i == 0 || !is_b64(bytes[i - 1])) {
+        if bytes[i] == b'u' && bytes.get(i + 1) == Some(&b'_') && (i == 0 || !is_b64(bytes[i - 1]))
+        {
             let run = bytes[i + 2..].iter().take_while(|b| is_b64(**b)).count();
             if run >= 20 {
                 out.push_str("u_***");

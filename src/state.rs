@@ -24,7 +24,10 @@ pub fn resolve_dir(policy_dir: Option<&Path>) -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("state folder {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("state file {path} is unreadable: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
@@ -107,7 +110,13 @@ impl Store {
     fn file_for(&self, sub: &str, name: &str) -> PathBuf {
         let clean: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .take(64)
             .collect();
         let digest = Sha256::digest(name.as_bytes());
@@ -115,7 +124,11 @@ impl Store {
         self.dir.join(sub).join(format!("{clean}-{tag}.json"))
     }
 
-    pub fn load<T: DeserializeOwned>(&self, sub: &str, name: &str) -> Result<Option<T>, StateError> {
+    pub fn load<T: DeserializeOwned>(
+        &self,
+        sub: &str,
+        name: &str,
+    ) -> Result<Option<T>, StateError> {
         read_json(&self.file_for(sub, name))
     }
 
@@ -177,7 +190,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     let mut f = OpenOptions::new()
@@ -207,15 +222,30 @@ mod tests {
     fn save_load_remove_roundtrip_with_private_modes() {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();
-        store.save("rotations", "ci/deploy", &vec![1, 2, 3]).unwrap();
+        store
+            .save("rotations", "ci/deploy", &vec![1, 2, 3])
+            .unwrap();
         let back: Option<Vec<i32>> = store.load("rotations", "ci/deploy").unwrap();
         assert_eq!(back, Some(vec![1, 2, 3]));
-        let files: Vec<_> = fs::read_dir(tmp.path().join("rotations")).unwrap().collect();
+        let files: Vec<_> = fs::read_dir(tmp.path().join("rotations"))
+            .unwrap()
+            .collect();
         assert_eq!(files.len(), 1, "no temp file left behind");
-        let mode = files[0].as_ref().unwrap().metadata().unwrap().permissions().mode();
+        let mode = files[0]
+            .as_ref()
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         store.remove("rotations", "ci/deploy").unwrap();
-        assert!(store.load::<Vec<i32>>("rotations", "ci/deploy").unwrap().is_none());
+        assert!(
+            store
+                .load::<Vec<i32>>("rotations", "ci/deploy")
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -43,14 +43,20 @@ rotate_before = "14d"
 
 /// Open a GitHub ciphertext with the scope's own private key, as GitHub would.
 async fn decrypt_with_scope_key(world: &World, scope: &str, secret: &Value) -> String {
-    let key = world.admin_get(&format!("/github/private-key?scope={scope}")).await;
+    let key = world
+        .admin_get(&format!("/github/private-key?scope={scope}"))
+        .await;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let sk_bytes = b64.decode(key["private_key"].as_str().expect("private key")).expect("b64 key");
+    let sk_bytes = b64
+        .decode(key["private_key"].as_str().expect("private key"))
+        .expect("b64 key");
     let sk = crypto_box::SecretKey::from_slice(&sk_bytes).expect("32-byte key");
     let sealed = b64
         .decode(secret["encrypted_value"].as_str().expect("ciphertext"))
         .expect("b64 ciphertext");
-    let plain = sk.unseal(&sealed).expect("sealed box opens with the scope's key");
+    let plain = sk
+        .unseal(&sealed)
+        .expect("sealed box opens with the scope's key");
     String::from_utf8(plain).expect("utf8")
 }
 
@@ -61,10 +67,17 @@ fn value_of(token: &Value) -> String {
 #[tokio::test]
 async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
     let world = World::new().await;
-    let old = world.seed_token("ci-deploy", Some(chrono::Duration::days(5))).await;
-    let readonly = world.seed_token("ci-readonly", Some(chrono::Duration::days(60))).await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    let readonly = world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
     world
-        .vault_write("ci/deploy", json!({"ECI_ACCESS_TOKEN": value_of(&old), "OTHER": "keep-me"}))
+        .vault_write(
+            "ci/deploy",
+            json!({"ECI_ACCESS_TOKEN": value_of(&old), "OTHER": "keep-me"}),
+        )
         .await;
     world
         .admin_post(
@@ -77,8 +90,16 @@ async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(run.stdout.contains("ci-deploy: rotated"), "{}", run.stdout);
-    assert!(run.stdout.contains("ci-readonly: not due"), "{}", run.stdout);
-    assert!(run.stdout.contains("1 rotated, 1 not due, 0 failed"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("ci-readonly: not due"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("1 rotated, 1 not due, 0 failed"),
+        "{}",
+        run.stdout
+    );
 
     // ECI: exactly one ci-deploy, a new one; the old one is gone.
     let deploy = world.eci_named("ci-deploy").await;
@@ -87,13 +108,22 @@ async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
     assert_ne!(new["id"], old["id"]);
     let new_value = value_of(new);
     assert!(new_value != value_of(&old), "a new value");
-    assert!(run.stdout.contains(new["id"].as_str().expect("id")), "summary names the new id");
+    assert!(
+        run.stdout.contains(new["id"].as_str().expect("id")),
+        "summary names the new id"
+    );
     let deleted = world.admin_get("/eci/deleted").await;
-    assert!(deleted.as_array().expect("ids").contains(&old["id"]), "old token deleted");
+    assert!(
+        deleted.as_array().expect("ids").contains(&old["id"]),
+        "old token deleted"
+    );
 
     // Vault: new value, other keys kept, who-wrote-it in custom metadata.
     let data = world.vault_read("ci/deploy").await.expect("secret exists");
-    assert!(data["data"]["ECI_ACCESS_TOKEN"] == new_value.as_str(), "Vault holds the new value");
+    assert!(
+        data["data"]["ECI_ACCESS_TOKEN"] == new_value.as_str(),
+        "Vault holds the new value"
+    );
     assert_eq!(data["data"]["OTHER"], "keep-me");
     let custom = &data["metadata"]["custom_metadata"];
     assert_eq!(custom["eci-token-id"], new["id"]);
@@ -105,28 +135,41 @@ async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
         ("env:acme/web:production", "ECI_TOKEN"),
         ("org:acme", "ECI_TOKEN"),
     ] {
-        let secret = world.github_secret(scope, name).await.unwrap_or_else(|| panic!("{scope} {name} exists"));
+        let secret = world
+            .github_secret(scope, name)
+            .await
+            .unwrap_or_else(|| panic!("{scope} {name} exists"));
         let plain = decrypt_with_scope_key(&world, scope, &secret).await;
         assert!(plain == new_value, "{scope} {name} holds the new value");
         if scope == "org:acme" {
             assert_eq!(secret["visibility"], "private");
         }
     }
-    let unrelated = world.github_secret("repo:acme/web", "UNRELATED").await.expect("seeded");
+    let unrelated = world
+        .github_secret("repo:acme/web", "UNRELATED")
+        .await
+        .expect("seeded");
     assert_eq!(unrelated["value"], "stay");
 
     // The not-due token is untouched.
     let ro = world.eci_named("ci-readonly").await;
     assert_eq!(ro.len(), 1);
     assert_eq!(ro[0]["id"], readonly["id"]);
-    assert!(world.vault_read("ci/readonly").await.is_none(), "not-due token's destination not written");
+    assert!(
+        world.vault_read("ci/readonly").await.is_none(),
+        "not-due token's destination not written"
+    );
 
     // A second run changes nothing.
     let before = world.github_secrets().await;
     let vault_before = world.vault_read("ci/deploy").await;
     let again = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(again.code, 0, "{}", again.all());
-    assert!(again.stdout.contains("0 rotated, 2 not due, 0 failed"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("0 rotated, 2 not due, 0 failed"),
+        "{}",
+        again.stdout
+    );
     let deploy2 = world.eci_named("ci-deploy").await;
     assert_eq!(deploy2.len(), 1);
     assert_eq!(deploy2[0]["id"], new["id"]);
@@ -139,8 +182,12 @@ async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
 #[tokio::test]
 async fn failing_github_keeps_old_token_and_next_run_reuses_the_replacement() {
     let world = World::new().await;
-    let old = world.seed_token("ci-deploy", Some(chrono::Duration::days(3))).await;
-    world.seed_token("ci-readonly", Some(chrono::Duration::days(60))).await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
     let policy = world.policy(DEPLOY);
     world
         .admin_post(
@@ -155,14 +202,21 @@ async fn failing_github_keeps_old_token_and_next_run_reuses_the_replacement() {
         assert_eq!(run.code, 1, "attempt {attempt}: {}", run.all());
         assert!(run.stdout.contains("ci-deploy: FAILED"), "{}", run.stdout);
         assert!(
-            run.stdout.contains("github:repo:acme/web:ECI_ACCESS_TOKEN") && run.stdout.contains("500"),
+            run.stdout.contains("github:repo:acme/web:ECI_ACCESS_TOKEN")
+                && run.stdout.contains("500"),
             "names the failing destination and why: {}",
             run.stdout
         );
         let named = world.eci_named("ci-deploy").await;
         assert_eq!(named.len(), 2, "old + one replacement, never more");
-        assert!(named.iter().any(|t| t["id"] == old["id"]), "old token still alive");
-        let new = named.into_iter().find(|t| t["id"] != old["id"]).expect("replacement");
+        assert!(
+            named.iter().any(|t| t["id"] == old["id"]),
+            "old token still alive"
+        );
+        let new = named
+            .into_iter()
+            .find(|t| t["id"] != old["id"])
+            .expect("replacement");
         if let Some(r) = &replacement {
             assert_eq!(r["id"], new["id"], "the same replacement is reused");
         }
@@ -178,8 +232,14 @@ async fn failing_github_keeps_old_token_and_next_run_reuses_the_replacement() {
     assert_eq!(run.code, 0, "{}", run.all());
     let named = world.eci_named("ci-deploy").await;
     assert_eq!(named.len(), 1);
-    assert_eq!(named[0]["id"], replacement["id"], "finished with the replacement it already made");
-    let secret = world.github_secret("repo:acme/web", "ECI_ACCESS_TOKEN").await.expect("written");
+    assert_eq!(
+        named[0]["id"], replacement["id"],
+        "finished with the replacement it already made"
+    );
+    let secret = world
+        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+        .await
+        .expect("written");
     assert!(secret["value"] == value_of(&replacement).as_str());
     world.assert_no_leak().await;
 }
@@ -187,13 +247,26 @@ async fn failing_github_keeps_old_token_and_next_run_reuses_the_replacement() {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let world = World::new().await;
-    let old = world.seed_token("ci-deploy", Some(chrono::Duration::days(5))).await;
-    world.seed_token("ci-readonly", Some(chrono::Duration::days(60))).await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
     let policy = world.policy(DEPLOY);
     let run = world.run(&policy, &["--rotate-now", "--dry-run"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
-    assert!(run.stdout.contains("ci-deploy: due: would create a replacement"), "{}", run.stdout);
-    assert!(run.stdout.contains("dry run: nothing was changed"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("ci-deploy: due: would create a replacement"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("dry run: nothing was changed"),
+        "{}",
+        run.stdout
+    );
     let named = world.eci_named("ci-deploy").await;
     assert_eq!(named.len(), 1);
     assert_eq!(named[0]["id"], old["id"]);
@@ -205,11 +278,18 @@ async fn dry_run_changes_nothing() {
 #[tokio::test]
 async fn force_and_token_filter_rotate_only_the_named_token() {
     let world = World::new().await;
-    let deploy = world.seed_token("ci-deploy", Some(chrono::Duration::days(80))).await;
-    let ro = world.seed_token("ci-readonly", Some(chrono::Duration::days(80))).await;
+    let deploy = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(80)))
+        .await;
+    let ro = world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(80)))
+        .await;
     let policy = world.policy(DEPLOY);
     let run = world
-        .run(&policy, &["--rotate-now", "--token", "ci-readonly", "--force"])
+        .run(
+            &policy,
+            &["--rotate-now", "--token", "ci-readonly", "--force"],
+        )
         .await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(!run.stdout.contains("ci-deploy"), "{}", run.stdout);
@@ -218,8 +298,14 @@ async fn force_and_token_filter_rotate_only_the_named_token() {
     assert_eq!(now_ro.len(), 1);
     assert_ne!(now_ro[0]["id"], ro["id"]);
 
-    let bad = world.run(&policy, &["--rotate-now", "--token", "nope"]).await;
+    let bad = world
+        .run(&policy, &["--rotate-now", "--token", "nope"])
+        .await;
     assert_eq!(bad.code, 2, "{}", bad.all());
-    assert!(bad.stderr.contains("--token nope: no such token"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("--token nope: no such token"),
+        "{}",
+        bad.stderr
+    );
     world.assert_no_leak().await;
 }

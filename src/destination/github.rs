@@ -1,7 +1,9 @@
 //! GitHub Actions and Dependabot secrets: seal with the scope's public key, PUT, check `updated_at`.
 
 use super::{DestError, Receipt, segment};
-use crate::policy::{GithubAuth, GithubDestination, GithubSection, GithubTarget, SecretApp, Visibility};
+use crate::policy::{
+    GithubAuth, GithubDestination, GithubSection, GithubTarget, SecretApp, Visibility,
+};
 use crate::retry::{Backoff, ratelimit_reset_from, retry_after_from};
 use crate::secret::SecretValue;
 use base64::Engine;
@@ -66,9 +68,9 @@ impl Github {
             .set_write_timeout(Some(section.timeout));
         let crab = match &section.auth {
             GithubAuth::Token(r) => {
-                let token = r
-                    .resolve()
-                    .map_err(|e| DestError::fatal(format!("GitHub credential ({}): {e}", r.describe())))?;
+                let token = r.resolve().map_err(|e| {
+                    DestError::fatal(format!("GitHub credential ({}): {e}", r.describe()))
+                })?;
                 builder
                     .personal_token(token.expose().to_string())
                     .build()
@@ -82,14 +84,20 @@ impl Github {
                 let pem = private_key.resolve().map_err(|e| {
                     DestError::fatal(format!("GitHub App key ({}): {e}", private_key.describe()))
                 })?;
-                let key = octocrab::EncodingKey::from_rsa_pem(pem.expose().as_bytes())
-                    .map_err(|e| DestError::fatal(format!("GitHub App key ({}): {e}", private_key.describe())))?;
+                let key =
+                    octocrab::EncodingKey::from_rsa_pem(pem.expose().as_bytes()).map_err(|e| {
+                        DestError::fatal(format!(
+                            "GitHub App key ({}): {e}",
+                            private_key.describe()
+                        ))
+                    })?;
                 let app = builder
                     .app((*app_id).into(), key)
                     .build()
                     .map_err(|e| DestError::fatal(format!("GitHub client: {e}")))?;
-                app.installation((*installation_id).into())
-                    .map_err(|e| DestError::fatal(format!("GitHub App installation {installation_id}: {e}")))?
+                app.installation((*installation_id).into()).map_err(|e| {
+                    DestError::fatal(format!("GitHub App installation {installation_id}: {e}"))
+                })?
             }
         };
         Ok(Self {
@@ -108,7 +116,11 @@ impl Github {
     }
 
     /// Seal `value` with the scope's key and PUT it; a rejected `key_id` re-fetches the key once.
-    pub async fn push(&self, dest: &GithubDestination, value: &SecretValue) -> Result<Receipt, DestError> {
+    pub async fn push(
+        &self,
+        dest: &GithubDestination,
+        value: &SecretValue,
+    ) -> Result<Receipt, DestError> {
         let base = scope_path(dest);
         let url = format!("{base}/{}", segment(&dest.secret));
         let mut refetched = false;
@@ -156,7 +168,11 @@ impl Github {
     }
 
     /// The secret exists and its `updated_at` is no earlier than the write's `not_before`.
-    pub async fn verify(&self, dest: &GithubDestination, receipt: &Receipt) -> Result<(), DestError> {
+    pub async fn verify(
+        &self,
+        dest: &GithubDestination,
+        receipt: &Receipt,
+    ) -> Result<(), DestError> {
         let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
         let reply = self.request(http::Method::GET, &url, None).await?;
         if reply.status != StatusCode::OK {
@@ -183,8 +199,9 @@ impl Github {
         if reply.status != StatusCode::OK {
             return Err(reply_error("GET", &url, &reply));
         }
-        let key: PublicKey = serde_json::from_str(&reply.body)
-            .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable public key: {e}")))?;
+        let key: PublicKey = serde_json::from_str(&reply.body).map_err(|e| {
+            DestError::fatal(format!("GitHub GET {url}: unreadable public key: {e}"))
+        })?;
         self.keys.lock().await.insert(base.to_string(), key.clone());
         Ok(key)
     }
@@ -251,7 +268,12 @@ impl Github {
         }
     }
 
-    async fn send(&self, method: http::Method, path: &str, body: Option<&serde_json::Value>) -> Result<Reply, String> {
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Reply, String> {
         let resp = match method {
             http::Method::PUT => self.crab._put(path, body).await,
             http::Method::DELETE => self.crab._delete(path, body).await,
@@ -265,7 +287,11 @@ impl Github {
             .body_to_string(resp)
             .await
             .map_err(|e| format!("GitHub {method} {path}: reading reply: {e}"))?;
-        Ok(Reply { status, headers, body })
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -276,7 +302,9 @@ fn scope_path(dest: &GithubDestination) -> String {
         SecretApp::Dependabot => "dependabot",
     };
     match &dest.target {
-        GithubTarget::Repo { owner, repo } => format!("/repos/{}/{}/{app}/secrets", segment(owner), segment(repo)),
+        GithubTarget::Repo { owner, repo } => {
+            format!("/repos/{}/{}/{app}/secrets", segment(owner), segment(repo))
+        }
         GithubTarget::Environment {
             owner,
             repo,
@@ -297,9 +325,12 @@ fn base_key_path(base: &str) -> String {
 
 /// Seal `value` for the holder of `key` (libsodium sealed box), as standard base64.
 fn seal(key: &PublicKey, value: &SecretValue) -> Result<String, DestError> {
-    let raw = B64
-        .decode(key.key.trim())
-        .map_err(|e| DestError::fatal(format!("GitHub public key {} is not base64: {e}", key.key_id)))?;
+    let raw = B64.decode(key.key.trim()).map_err(|e| {
+        DestError::fatal(format!(
+            "GitHub public key {} is not base64: {e}",
+            key.key_id
+        ))
+    })?;
     let pk = crypto_box::PublicKey::from_slice(&raw).map_err(|_| {
         DestError::fatal(format!(
             "GitHub public key {} is {} bytes, not a 32-byte Curve25519 key",
@@ -318,7 +349,9 @@ fn rate_limit_wait(r: &Reply) -> Option<Duration> {
     let limited = r.status == StatusCode::TOO_MANY_REQUESTS
         || (r.status == StatusCode::FORBIDDEN
             && (r.headers.contains_key(http::header::RETRY_AFTER)
-                || r.headers.get("x-ratelimit-remaining").is_some_and(|v| v == "0")
+                || r.headers
+                    .get("x-ratelimit-remaining")
+                    .is_some_and(|v| v == "0")
                 || r.body.to_ascii_lowercase().contains("rate limit")));
     if !limited {
         return None;
@@ -333,7 +366,9 @@ fn rate_limit_wait(r: &Reply) -> Option<Duration> {
 
 fn server_date(headers: &http::HeaderMap) -> Option<DateTime<Utc>> {
     let v = headers.get(http::header::DATE)?.to_str().ok()?;
-    DateTime::parse_from_rfc2822(v).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc2822(v)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 fn reply_error(method: &str, path: &str, r: &Reply) -> DestError {
@@ -343,7 +378,10 @@ fn reply_error(method: &str, path: &str, r: &Reply) -> DestError {
     } else {
         format!(": {}", crate::secret::scrub(&msg.message))
     };
-    let message = format!("GitHub {method} {path} returned {}{text}", r.status.as_u16());
+    let message = format!(
+        "GitHub {method} {path} returned {}{text}",
+        r.status.as_u16()
+    );
     if let Some(wait) = rate_limit_wait(r) {
         return DestError::transient(message).with_wait(Some(wait));
     }

@@ -7,7 +7,9 @@ use crate::secret::SecretValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use tokio::sync::RwLock;
-use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions};
+use vaultrs::api::kv2::requests::{
+    ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions,
+};
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
@@ -160,7 +162,10 @@ impl Vault {
     }
 
     /// Read the value currently stored at a destination (used to find out what is live).
-    pub async fn read_value(&self, dest: &VaultDestination) -> Result<Option<SecretValue>, DestError> {
+    pub async fn read_value(
+        &self,
+        dest: &VaultDestination,
+    ) -> Result<Option<SecretValue>, DestError> {
         let mount = self.mount(dest);
         let (data, _) = self.with_retries(|| self.read(mount, &dest.path)).await?;
         Ok(match data.get(&dest.key) {
@@ -170,7 +175,11 @@ impl Vault {
     }
 
     /// The secret's data and current version; an absent secret is empty at version `None`.
-    async fn read(&self, mount: &str, path: &str) -> Result<(Map<String, Value>, Option<u64>), DestError> {
+    async fn read(
+        &self,
+        mount: &str,
+        path: &str,
+    ) -> Result<(Map<String, Value>, Option<u64>), DestError> {
         let request = ReadSecretRequest::builder()
             .mount(mount)
             .path(path)
@@ -202,8 +211,11 @@ impl Vault {
         data: &Map<String, Value>,
         version: Option<u64>,
     ) -> Result<u64, DestError> {
-        let cas = u32::try_from(version.unwrap_or(0))
-            .map_err(|_| DestError::fatal(format!("Vault {mount}/{path}: version too large for check-and-set")))?;
+        let cas = u32::try_from(version.unwrap_or(0)).map_err(|_| {
+            DestError::fatal(format!(
+                "Vault {mount}/{path}: version too large for check-and-set"
+            ))
+        })?;
         let client = self.client.read().await;
         vaultrs::kv2::set_with_options(&*client, mount, path, data, SetSecretRequestOptions { cas })
             .await
@@ -214,11 +226,17 @@ impl Vault {
     /// Merge our facts into the secret's custom metadata, keeping anyone else's.
     async fn annotate(&self, mount: &str, path: &str, meta: &WriteMeta) -> Result<(), DestError> {
         let client = self.client.read().await;
-        let mut custom: HashMap<String, String> = match vaultrs::kv2::read_metadata(&*client, mount, path).await {
-            Ok(m) => m.custom_metadata.unwrap_or_default(),
-            Err(e) if status_of(&e) == Some(404) => HashMap::new(),
-            Err(e) => return Err(classify(&format!("reading Vault metadata {mount}/{path}"), &e)),
-        };
+        let mut custom: HashMap<String, String> =
+            match vaultrs::kv2::read_metadata(&*client, mount, path).await {
+                Ok(m) => m.custom_metadata.unwrap_or_default(),
+                Err(e) if status_of(&e) == Some(404) => HashMap::new(),
+                Err(e) => {
+                    return Err(classify(
+                        &format!("reading Vault metadata {mount}/{path}"),
+                        &e,
+                    ));
+                }
+            };
         custom.insert("managed-by".into(), "eci-secret-sync".into());
         custom.insert("eci-token-name".into(), meta.token_name.clone());
         custom.insert("eci-token-id".into(), meta.token_id.clone());
@@ -249,7 +267,11 @@ impl Vault {
         let mut relogged = false;
         loop {
             match call().await {
-                Err(e) if e.message.contains("permission denied") && !relogged && self.can_relogin() => {
+                Err(e)
+                    if e.message.contains("permission denied")
+                        && !relogged
+                        && self.can_relogin() =>
+                {
                     relogged = true;
                     tracing::info!("Vault refused the token; logging in again");
                     self.login().await?;
@@ -302,7 +324,10 @@ fn classify(what: &str, e: &ClientError) -> DestError {
 fn describe(e: &ClientError) -> String {
     match e {
         ClientError::APIError { code, errors } => {
-            let errs: Vec<String> = errors.iter().map(|s| crate::secret::scrub(s.trim())).collect();
+            let errs: Vec<String> = errors
+                .iter()
+                .map(|s| crate::secret::scrub(s.trim()))
+                .collect();
             if errs.is_empty() {
                 format!("HTTP {code}")
             } else {
@@ -310,9 +335,14 @@ fn describe(e: &ClientError) -> String {
             }
         }
         ClientError::RestClientError { source } => match source {
-            rustify::errors::ClientError::ServerResponseError { code, .. } => format!("HTTP {code}"),
+            rustify::errors::ClientError::ServerResponseError { code, .. } => {
+                format!("HTTP {code}")
+            }
             rustify::errors::ClientError::RequestError { source, url, .. } => {
-                format!("cannot reach {url}: {}", crate::eci::error_chain(source.as_ref()))
+                format!(
+                    "cannot reach {url}: {}",
+                    crate::eci::error_chain(source.as_ref())
+                )
             }
             other => other.to_string(),
         },

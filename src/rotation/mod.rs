@@ -9,7 +9,7 @@ pub mod report;
 
 use crate::destination::github::Github;
 use crate::destination::vault::Vault;
-use crate::destination::{Destination, DestError, WriteMeta};
+use crate::destination::{DestError, Destination, WriteMeta};
 use crate::eci::{EciClient, Token};
 use crate::plan::{self, Decision, Reason};
 use crate::policy::TokenPolicy;
@@ -70,7 +70,12 @@ impl Engine {
         report
     }
 
-    async fn drive(&self, policy: &TokenPolicy, opts: &Options, report: &mut TokenReport) -> Step<()> {
+    async fn drive(
+        &self,
+        policy: &TokenPolicy,
+        opts: &Options,
+        report: &mut TokenReport,
+    ) -> Step<()> {
         let named = self
             .eci
             .list_named(&policy.name)
@@ -79,7 +84,14 @@ impl Engine {
         let open: Option<Rotation> = self.load(ROTATIONS, &policy.name)?;
         let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
         let now = Utc::now();
-        let plan = plan::decide(policy, &named, open.as_ref(), record.as_ref(), now, opts.force);
+        let plan = plan::decide(
+            policy,
+            &named,
+            open.as_ref(),
+            record.as_ref(),
+            now,
+            opts.force,
+        );
         if !plan.others.is_empty() {
             report.warnings.push(format!(
                 "other token(s) named {} left alone: {}",
@@ -105,7 +117,10 @@ impl Engine {
                 };
                 Ok(())
             }
-            Decision::LifetimeTooShort { current, new_expires } => {
+            Decision::LifetimeTooShort {
+                current,
+                new_expires,
+            } => {
                 report.old_id = Some(current.id);
                 Err(format!(
                     "lifetime gives a replacement expiring {}, which is already within rotate_before; \
@@ -123,7 +138,11 @@ impl Engine {
                 report.forced = reason == Reason::Forced;
                 if opts.dry_run {
                     report.outcome = Outcome::WouldRotate { new_expires };
-                    report.destinations = self.dest_keys(policy).into_iter().map(DestReport::planned).collect();
+                    report.destinations = self
+                        .dest_keys(policy)
+                        .into_iter()
+                        .map(DestReport::planned)
+                        .collect();
                     return Ok(());
                 }
                 let rot = Rotation::new(
@@ -155,12 +174,19 @@ impl Engine {
     }
 
     /// Carry a rotation forward from wherever its journal says it stands.
-    async fn advance(&self, policy: &TokenPolicy, mut rot: Rotation, report: &mut TokenReport) -> Step<()> {
+    async fn advance(
+        &self,
+        policy: &TokenPolicy,
+        mut rot: Rotation,
+        report: &mut TokenReport,
+    ) -> Step<()> {
         // Keep the journal's destinations in step with the policy (one may have been added).
         let keys = self.dest_keys(policy);
         rot.destinations.retain(|k, _| keys.contains(k));
         for k in &keys {
-            rot.destinations.entry(k.clone()).or_insert_with(DestState::pending);
+            rot.destinations
+                .entry(k.clone())
+                .or_insert_with(DestState::pending);
         }
 
         if rot.phase == Phase::Created && !rot.all_verified() {
@@ -168,12 +194,18 @@ impl Engine {
                 Some(v) => v,
                 None => self.create_replacement(policy, &mut rot, report).await?,
             };
-            self.sync_destinations(policy, &mut rot, &value, report).await?;
+            self.sync_destinations(policy, &mut rot, &value, report)
+                .await?;
         } else if matches!(rot.phase, Phase::Planned | Phase::Creating) {
             let value = self.create_replacement(policy, &mut rot, report).await?;
-            self.sync_destinations(policy, &mut rot, &value, report).await?;
+            self.sync_destinations(policy, &mut rot, &value, report)
+                .await?;
         } else {
-            report.destinations = rot.destinations.iter().map(|(k, d)| DestReport::from_state(k, d)).collect();
+            report.destinations = rot
+                .destinations
+                .iter()
+                .map(|(k, d)| DestReport::from_state(k, d))
+                .collect();
         }
         report.new_id = rot.new_id.clone();
         report.new_expires = rot.new_expires;
@@ -211,15 +243,26 @@ impl Engine {
 
     /// The replacement's value, read back from ECI. `None` when the replacement is gone or its
     /// value cannot be read: then it is deleted (if it exists) and the rotation starts over.
-    async fn read_back(&self, rot: &mut Rotation, report: &mut TokenReport) -> Step<Option<SecretValue>> {
+    async fn read_back(
+        &self,
+        rot: &mut Rotation,
+        report: &mut TokenReport,
+    ) -> Step<Option<SecretValue>> {
         let Some(new_id) = rot.new_id.clone() else {
             rot.start_over();
             self.save(rot)?;
             return Ok(None);
         };
         match self.eci.get(&new_id).await {
-            Ok(Token { value: Some(v), .. }) if rot.new_fingerprint.as_deref().is_none_or(|f| f == v.fingerprint()) => {
-                report.steps.push(format!("resumed with replacement {new_id}"));
+            Ok(Token { value: Some(v), .. })
+                if rot
+                    .new_fingerprint
+                    .as_deref()
+                    .is_none_or(|f| f == v.fingerprint()) =>
+            {
+                report
+                    .steps
+                    .push(format!("resumed with replacement {new_id}"));
                 Ok(Some(v))
             }
             Ok(_) => {
@@ -235,9 +278,9 @@ impl Engine {
                 Ok(None)
             }
             Err(crate::eci::EciError::NotFound) => {
-                report
-                    .warnings
-                    .push(format!("replacement {new_id} no longer exists in ECI; starting over"));
+                report.warnings.push(format!(
+                    "replacement {new_id} no longer exists in ECI; starting over"
+                ));
                 rot.start_over();
                 self.save(rot)?;
                 Ok(None)
@@ -248,16 +291,29 @@ impl Engine {
 
     /// Make sure exactly one replacement exists: adopt the one an earlier, interrupted attempt
     /// made, else create one. Returns its value.
-    async fn create_replacement(&self, policy: &TokenPolicy, rot: &mut Rotation, report: &mut TokenReport) -> Step<SecretValue> {
+    async fn create_replacement(
+        &self,
+        policy: &TokenPolicy,
+        rot: &mut Rotation,
+        report: &mut TokenReport,
+    ) -> Step<SecretValue> {
         if rot.phase == Phase::Creating
             && let Some(attempt) = rot.create_attempt.clone()
             && let Some(found) = self.find_replacement(rot, attempt.at).await?
         {
-            return self.adopt(rot, found, report, "found the replacement an interrupted run created");
+            return self.adopt(
+                rot,
+                found,
+                report,
+                "found the replacement an interrupted run created",
+            );
         }
         let new_expires = policy.lifetime.expires_at(Utc::now());
         if new_expires <= Utc::now() {
-            return Err(format!("lifetime gives an expiry in the past ({})", report::when(new_expires)));
+            return Err(format!(
+                "lifetime gives an expiry in the past ({})",
+                report::when(new_expires)
+            ));
         }
         let attempt = CreateAttempt {
             at: Utc::now(),
@@ -269,19 +325,31 @@ impl Engine {
         let description = description_of(policy);
         match self
             .eci
-            .create(&policy.name, &description, new_expires, &attempt.idempotency_key)
+            .create(
+                &policy.name,
+                &description,
+                new_expires,
+                &attempt.idempotency_key,
+            )
             .await
         {
             Ok(token) => self.adopt(rot, token, report, "created replacement"),
             Err(e) if e.outcome_unknown() => {
                 // The create may have happened although its reply was lost: look before anything else.
                 match self.find_replacement(rot, attempt.at).await {
-                    Ok(Some(found)) => self.adopt(rot, found, report, "create reply was lost; found the replacement"),
+                    Ok(Some(found)) => self.adopt(
+                        rot,
+                        found,
+                        report,
+                        "create reply was lost; found the replacement",
+                    ),
                     Ok(None) => {
                         rot.phase = Phase::Planned;
                         rot.create_attempt = None;
                         self.save(rot)?;
-                        Err(format!("creating the replacement: {e}; ECI shows no replacement, the next run tries again"))
+                        Err(format!(
+                            "creating the replacement: {e}; ECI shows no replacement, the next run tries again"
+                        ))
                     }
                     Err(look) => Err(format!(
                         "creating the replacement: {e}; and looking for it failed ({look}); the next run looks again before creating"
@@ -313,10 +381,21 @@ impl Engine {
         Ok(ours.pop())
     }
 
-    fn adopt(&self, rot: &mut Rotation, mut token: Token, report: &mut TokenReport, what: &str) -> Step<SecretValue> {
+    fn adopt(
+        &self,
+        rot: &mut Rotation,
+        mut token: Token,
+        report: &mut TokenReport,
+        what: &str,
+    ) -> Step<SecretValue> {
         let value = match token.value.take() {
             Some(v) => v,
-            None => return Err(format!("replacement {} came without a readable value", token.id)),
+            None => {
+                return Err(format!(
+                    "replacement {} came without a readable value",
+                    token.id
+                ));
+            }
         };
         rot.phase = Phase::Created;
         rot.new_id = Some(token.id.clone());
@@ -330,13 +409,23 @@ impl Engine {
 
     /// Prove the replacement authenticates, then write and check every destination not yet
     /// verified. One failing destination never stops the others.
-    async fn sync_destinations(&self, policy: &TokenPolicy, rot: &mut Rotation, value: &SecretValue, report: &mut TokenReport) -> Step<()> {
+    async fn sync_destinations(
+        &self,
+        policy: &TokenPolicy,
+        rot: &mut Rotation,
+        value: &SecretValue,
+        report: &mut TokenReport,
+    ) -> Step<()> {
         let new_id = rot.new_id.clone().unwrap_or_default();
         self.eci
             .with_token(value.clone())
             .whoami()
             .await
-            .map_err(|e| format!("the replacement {new_id} does not authenticate at ECI: {e}; old token kept"))?;
+            .map_err(|e| {
+                format!(
+                    "the replacement {new_id} does not authenticate at ECI: {e}; old token kept"
+                )
+            })?;
         let meta = WriteMeta {
             token_name: policy.name.clone(),
             token_id: new_id.clone(),
@@ -344,13 +433,22 @@ impl Engine {
         };
         for dest in Destination::of(policy) {
             let key = dest.key(&self.default_mount);
-            let state = rot.destinations.get(&key).cloned().unwrap_or_else(DestState::pending);
+            let state = rot
+                .destinations
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(DestState::pending);
             if state.status == DestStatus::Verified {
-                report.destinations.push(DestReport::from_state(&key, &state));
+                report
+                    .destinations
+                    .push(DestReport::from_state(&key, &state));
                 continue;
             }
             let result = self.sync_one(&dest, value, &meta, rot, &key, &state).await;
-            let entry = rot.destinations.entry(key.clone()).or_insert_with(DestState::pending);
+            let entry = rot
+                .destinations
+                .entry(key.clone())
+                .or_insert_with(DestState::pending);
             entry.at = Some(Utc::now());
             match result {
                 Ok(()) => {
@@ -366,7 +464,9 @@ impl Engine {
             }
             let snapshot = entry.clone();
             self.save(rot)?;
-            report.destinations.push(DestReport::from_state(&key, &snapshot));
+            report
+                .destinations
+                .push(DestReport::from_state(&key, &snapshot));
         }
         let failed: Vec<String> = rot
             .destinations
@@ -416,7 +516,12 @@ impl Engine {
         self.verify(dest, value, &receipt).await
     }
 
-    async fn verify(&self, dest: &Destination, value: &SecretValue, receipt: &crate::destination::Receipt) -> Result<(), DestError> {
+    async fn verify(
+        &self,
+        dest: &Destination,
+        value: &SecretValue,
+        receipt: &crate::destination::Receipt,
+    ) -> Result<(), DestError> {
         match dest {
             Destination::Vault(v) => self.vault()?.verify(v, value, receipt).await,
             Destination::Github(g) => self.github()?.verify(g, receipt).await,
@@ -424,20 +529,29 @@ impl Engine {
     }
 
     fn vault(&self) -> Result<&Vault, DestError> {
-        self.vault.as_deref().ok_or_else(|| DestError::fatal("no [vault] section in the policy"))
+        self.vault
+            .as_deref()
+            .ok_or_else(|| DestError::fatal("no [vault] section in the policy"))
     }
 
     fn github(&self) -> Result<&Github, DestError> {
-        self.github.as_deref().ok_or_else(|| DestError::fatal("no [github] section in the policy"))
+        self.github
+            .as_deref()
+            .ok_or_else(|| DestError::fatal("no [github] section in the policy"))
     }
 
     fn dest_keys(&self, policy: &TokenPolicy) -> Vec<String> {
-        Destination::of(policy).iter().map(|d| d.key(&self.default_mount)).collect()
+        Destination::of(policy)
+            .iter()
+            .map(|d| d.key(&self.default_mount))
+            .collect()
     }
 
     /// Record the finished rotation and close its journal entry.
     fn finish(&self, rot: &Rotation, policy: &TokenPolicy) -> Step<()> {
-        let Some(store) = &self.store else { return Ok(()) };
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         let record = TokenRecord {
             token_name: rot.token_name.clone(),
             current_id: rot.new_id.clone().unwrap_or_default(),
@@ -446,8 +560,12 @@ impl Engine {
             previous_id: rot.old_id.clone(),
             destinations: self.dest_keys(policy),
         };
-        store.save(TOKENS, &rot.token_name, &record).map_err(|e| e.to_string())?;
-        store.remove(ROTATIONS, &rot.token_name).map_err(|e| e.to_string())
+        store
+            .save(TOKENS, &rot.token_name, &record)
+            .map_err(|e| e.to_string())?;
+        store
+            .remove(ROTATIONS, &rot.token_name)
+            .map_err(|e| e.to_string())
     }
 
     fn load<T: serde::de::DeserializeOwned>(&self, sub: &str, name: &str) -> Step<Option<T>> {
@@ -461,7 +579,9 @@ impl Engine {
         let mut rot = rot.clone();
         rot.updated = Utc::now();
         match &self.store {
-            Some(s) => s.save(ROTATIONS, &rot.token_name, &rot).map_err(|e| e.to_string()),
+            Some(s) => s
+                .save(ROTATIONS, &rot.token_name, &rot)
+                .map_err(|e| e.to_string()),
             None => Err("no state folder: cannot record a rotation".into()),
         }
     }

@@ -122,7 +122,11 @@ pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     } else {
         format!("{mins}m")
     };
-    if future { format!("in {span}") } else { format!("{span} ago") }
+    if future {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
 }
 
 fn expiry(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -143,14 +147,18 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
                 expiry(*expires, now),
                 when(*rotate_at)
             ),
-            Outcome::NeverExpires => "never expires: nothing to rotate (consider giving it an expiry)".into(),
+            Outcome::NeverExpires => {
+                "never expires: nothing to rotate (consider giving it an expiry)".into()
+            }
             Outcome::WouldRotate { new_expires } => format!(
                 "{}: would create a replacement expiring {}, write it to {} destination(s), then delete the old token",
                 if r.forced { "forced" } else { "due" },
                 when(*new_expires),
                 r.destinations.len()
             ),
-            Outcome::WouldResume { phase } => format!("would resume the open rotation (at {phase})"),
+            Outcome::WouldResume { phase } => {
+                format!("would resume the open rotation (at {phase})")
+            }
             Outcome::Rotated { .. } => "rotated".into(),
             Outcome::GracePending { until } => format!(
                 "rotated; old token kept for the grace period, deleted at the first run after {}",
@@ -167,14 +175,26 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
                 _ => "",
             };
             if r.old_expires.is_some() || !fate.is_empty() {
-                let _ = writeln!(out, "  old token    {old} expires {}{fate}", expiry(r.old_expires, now));
+                let _ = writeln!(
+                    out,
+                    "  old token    {old} expires {}{fate}",
+                    expiry(r.old_expires, now)
+                );
             }
         }
         if let Some(new) = &r.new_id {
-            let _ = writeln!(out, "  new token    {new} expires {}", expiry(r.new_expires, now));
+            let _ = writeln!(
+                out,
+                "  new token    {new} expires {}",
+                expiry(r.new_expires, now)
+            );
         }
         for d in &r.destinations {
-            let err = d.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+            let err = d
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "  {:<12} {}{err}", d.status, d.destination);
         }
         for s in &r.steps {
@@ -195,7 +215,8 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
         count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
         count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         {
-            let planned = count(|o| matches!(o, Outcome::WouldRotate { .. } | Outcome::WouldResume { .. }));
+            let planned =
+                count(|o| matches!(o, Outcome::WouldRotate { .. } | Outcome::WouldResume { .. }));
             if planned > 0 {
                 format!(", {planned} would rotate (dry run: nothing was changed)")
             } else {

