@@ -4,6 +4,7 @@ use crate::retry::{Backoff, retry_after_from};
 use crate::secret::{SecretValue, scrub};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Every path of the ECI token API contract, relative to the base URL.
@@ -145,7 +146,8 @@ struct ErrorBody {
 pub struct EciClient {
     http: reqwest::Client,
     base: String,
-    token: SecretValue,
+    /// Shared by clones, so a switch to a rotated credential reaches every user of the client.
+    token: Arc<RwLock<SecretValue>>,
     timeout: Duration,
     backoff: Backoff,
 }
@@ -160,7 +162,7 @@ impl EciClient {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),
-            token,
+            token: Arc::new(RwLock::new(token)),
             timeout,
             backoff: Backoff::default(),
         })
@@ -169,7 +171,7 @@ impl EciClient {
     /// The same client calling with another token (to prove a new token authenticates).
     pub fn with_token(&self, token: SecretValue) -> Self {
         Self {
-            token,
+            token: Arc::new(RwLock::new(token)),
             ..self.clone()
         }
     }
@@ -177,6 +179,22 @@ impl EciClient {
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
+    }
+
+    /// The credential this client calls with.
+    pub fn token(&self) -> SecretValue {
+        match self.token.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Call with `token` from now on (this client and its clones): after a self-rotation.
+    pub fn switch_token(&self, token: SecretValue) {
+        match self.token.write() {
+            Ok(mut t) => *t = token,
+            Err(poisoned) => *poisoned.into_inner() = token,
+        }
     }
 
     pub fn base(&self) -> &str {
@@ -306,7 +324,7 @@ impl EciClient {
 
     async fn send_once(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>, EciError> {
         let req = req
-            .bearer_auth(self.token.expose())
+            .bearer_auth(self.token().expose())
             .timeout(self.timeout)
             .header("Accept", "application/json");
         let resp = req.send().await.map_err(|e| self.transport(e))?;

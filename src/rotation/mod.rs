@@ -46,6 +46,16 @@ pub struct Engine {
     pub store: Option<Store>,
     pub default_mount: String,
     pub concurrency: usize,
+    /// The daemon's own credential, when `[eci] token` is read from a Vault destination that a
+    /// policy token writes: that token's name and the destination the credential is read from.
+    pub own_credential: Option<OwnCredential>,
+}
+
+/// Where the credential this process calls ECI with comes from, when it is itself rotated.
+#[derive(Debug, Clone)]
+pub struct OwnCredential {
+    pub token_name: String,
+    pub source: crate::policy::VaultDestination,
 }
 
 type Step<T> = Result<T, String>;
@@ -53,12 +63,28 @@ type Step<T> = Result<T, String>;
 impl Engine {
     /// Plan and (unless dry-run) carry out every given token, `concurrency` at a time,
     /// reports in policy order.
+    /// The daemon's own token goes last, alone: switching credentials never races another
+    /// rotation's calls.
     pub async fn run(&self, tokens: &[TokenPolicy], opts: &Options) -> Vec<TokenReport> {
-        futures::stream::iter(tokens)
-            .map(|t| self.run_token(t, opts))
-            .buffered(self.concurrency.max(1))
-            .collect()
-            .await
+        let own = self.own_credential.as_ref().map(|o| o.token_name.as_str());
+        let mut reports: Vec<TokenReport> =
+            futures::stream::iter(tokens.iter().filter(|t| Some(t.name.as_str()) != own))
+                .map(|t| self.run_token(t, opts))
+                .buffered(self.concurrency.max(1))
+                .collect()
+                .await;
+        if let Some(t) = tokens.iter().find(|t| Some(t.name.as_str()) == own) {
+            reports.push(self.run_token(t, opts).await);
+        }
+        let order = |r: &TokenReport| tokens.iter().position(|t| t.name == r.name);
+        reports.sort_by_key(order);
+        reports
+    }
+
+    fn is_own(&self, name: &str) -> bool {
+        self.own_credential
+            .as_ref()
+            .is_some_and(|o| o.token_name == name)
     }
 
     pub async fn run_token(&self, policy: &TokenPolicy, opts: &Options) -> TokenReport {
@@ -136,6 +162,19 @@ impl Engine {
                 report.old_id = Some(current.id.clone());
                 report.old_expires = current.expires;
                 report.forced = reason == Reason::Forced;
+                if !self.is_own(&policy.name)
+                    && current
+                        .value
+                        .as_ref()
+                        .is_some_and(|v| v.same_as(&self.eci.token()))
+                {
+                    return Err(format!(
+                        "{} is the credential this program calls ECI with, read from a place it does not \
+                         update: rotating it would lock this program out. Give the token a [[token.vault]] \
+                         destination and read [eci] token from it ({{ vault = \"path#key\" }})",
+                        policy.name
+                    ));
+                }
                 if opts.dry_run {
                     report.outcome = Outcome::WouldRotate { new_expires };
                     report.destinations = self
@@ -229,6 +268,9 @@ impl Engine {
             rot.phase = Phase::Deleting;
             self.save(&rot)?;
         }
+        if self.is_own(&rot.token_name) {
+            self.switch_own_credential(&rot).await?;
+        }
         // Every destination is verified to hold the new value: the old token may go.
         let existed = self
             .eci
@@ -238,6 +280,37 @@ impl Engine {
         tracing::info!(token = %rot.token_name, old = %rot.old_id, existed, "old token deleted");
         self.finish(&rot, policy)?;
         report.outcome = Outcome::Rotated { old_deleted: true };
+        Ok(())
+    }
+
+    /// Self-rotation: re-read the credential from where this program reads it at start, check it
+    /// is the replacement and that it authenticates, and call with it from now on. Only then
+    /// may the old one be deleted.
+    async fn switch_own_credential(&self, rot: &Rotation) -> Step<()> {
+        let Some(own) = &self.own_credential else {
+            return Ok(());
+        };
+        let vault = self.vault().map_err(|e| e.message)?;
+        let value = vault
+            .read_value(&own.source)
+            .await
+            .map_err(|e| format!("re-reading this program's own ECI credential: {e}"))?
+            .ok_or("this program's own ECI credential is missing from Vault; old token kept")?;
+        if rot.new_fingerprint.as_deref() != Some(value.fingerprint().as_str()) {
+            return Err(
+                "this program's own ECI credential in Vault is not the replacement; old token kept"
+                    .into(),
+            );
+        }
+        self.eci
+            .with_token(value.clone())
+            .whoami()
+            .await
+            .map_err(|e| {
+                format!("the replacement credential does not authenticate: {e}; old token kept")
+            })?;
+        self.eci.switch_token(value);
+        tracing::info!(token = %rot.token_name, "now calling ECI with the rotated credential");
         Ok(())
     }
 
@@ -253,6 +326,15 @@ impl Engine {
             self.save(rot)?;
             return Ok(None);
         };
+        if self.is_own(&rot.token_name) {
+            let own = self.eci.token();
+            if rot.new_fingerprint.as_deref() == Some(own.fingerprint().as_str()) {
+                report.steps.push(format!(
+                    "resumed with replacement {new_id} (the credential in use)"
+                ));
+                return Ok(Some(own));
+            }
+        }
         match self.eci.get(&new_id).await {
             Ok(Token { value: Some(v), .. })
                 if rot

@@ -228,6 +228,20 @@ impl World {
         r.json().await.expect("admin json")
     }
 
+    pub async fn admin_patch(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .patch(format!("{}{path}", self.sandbox.admin()))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin call");
+        let status = r.status();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "admin PATCH {path}: {status} {v}");
+        v
+    }
+
     pub async fn admin_delete(&self, path: &str) {
         let r = self
             .http
