@@ -6,7 +6,7 @@ use crate::destination::vault::Vault;
 use crate::eci::EciClient;
 use crate::exit;
 use crate::policy::{self, Policy, SecretRef, TokenPolicy, VaultDestination};
-use crate::rotation::{Engine, Options, report};
+use crate::rotation::{Engine, Options, OwnCredential, report};
 use crate::secret::SecretValue;
 use crate::state::{self, Store};
 use std::sync::Arc;
@@ -17,10 +17,20 @@ pub async fn run(cli: &Cli) -> u8 {
         Ok(p) => p,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("policy {} is invalid; nothing was changed", cli.config.display());
+            eprintln!(
+                "policy {} is invalid; nothing was changed",
+                cli.config.display()
+            );
             return exit::CONFIG;
         }
     };
+    for warning in crate::hardening::permission_warnings(&policy) {
+        tracing::warn!("{warning}");
+    }
+    if cli.force && !matches!(cli.mode(), Mode::RotateNow | Mode::Abandon) {
+        eprintln!("error: --force goes with --rotate-now or --abandon");
+        return exit::USAGE;
+    }
     match cli.mode() {
         Mode::Check => {
             println!(
@@ -28,13 +38,13 @@ pub async fn run(cli: &Cli) -> u8 {
                 cli.config.display(),
                 policy.tokens.len()
             );
+            print!("{}", crate::daemon::next_runs_text(&policy));
             exit::OK
         }
         Mode::RotateNow => rotate_now(cli, &policy).await,
-        Mode::Daemon => {
-            eprintln!("daemon mode is not available in this build; use --rotate-now");
-            exit::USAGE
-        }
+        Mode::Status => status(cli, &policy).await,
+        Mode::Abandon => abandon(cli, &policy).await,
+        Mode::Daemon => crate::daemon::run(cli, policy).await,
     }
 }
 
@@ -79,11 +89,100 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
         }
     };
     let reports = engine.run(&tokens, &opts).await;
+    let store = if cli.dry_run {
+        None
+    } else {
+        engine.store.as_ref()
+    };
+    let notified = crate::notify::after_run(policy, store, &engine.eci, &reports).await;
     print!("{}", report::render(&reports, chrono::Utc::now()));
+    if notified.skipped.is_none() {
+        print!("{notified}");
+    }
     if reports.iter().any(|r| r.failed()) {
         exit::FAILED
     } else {
         exit::OK
+    }
+}
+
+/// `--status`: read-only; asks ECI when the credential is at hand, else shows saved state.
+pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
+    let dir = state::resolve_dir(policy.state.dir.as_deref());
+    let store = dir.is_dir().then(|| Store::open_existing(&dir));
+    let (engine, eci_error) = match build_engine(policy, None, false).await {
+        Ok(e) => (Some(e), None),
+        Err(e) => (None, Some(e)),
+    };
+    let st = crate::status::gather(
+        policy,
+        store.as_ref(),
+        engine.as_ref().map(|e| &e.eci),
+        eci_error,
+    )
+    .await;
+    if cli.json {
+        match serde_json::to_string_pretty(&st) {
+            Ok(j) => println!("{j}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::FAILED;
+            }
+        }
+    } else {
+        let schedule = crate::schedule::Schedule::from_section(&policy.schedule).ok();
+        print!("{}", crate::status::render(&st, schedule.as_ref()));
+    }
+    if st.eci_error.is_some() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// `--abandon NAME`: close an open rotation (under the one-writer lock).
+pub async fn abandon(cli: &Cli, policy: &Policy) -> u8 {
+    let Some(name) = cli.abandon.as_deref() else {
+        return exit::USAGE;
+    };
+    if !policy.tokens.iter().any(|t| t.name == name) {
+        eprintln!(
+            "error: --abandon {name}: no such token in {}",
+            policy.source.display()
+        );
+        return exit::USAGE;
+    }
+    let dir = state::resolve_dir(policy.state.dir.as_deref());
+    let store = match Store::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let _lock = match store.lock(cli.lock_wait) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let engine = match build_engine(policy, Some(store), false).await {
+        Ok(e) => e,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return exit::FAILED;
+        }
+    };
+    match engine.abandon(name, cli.force).await {
+        Ok(msg) => {
+            println!("{msg}");
+            exit::OK
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            exit::FAILED
+        }
     }
 }
 
@@ -111,7 +210,11 @@ fn select(policy: &Policy, names: &[String]) -> Result<Vec<TokenPolicy>, String>
 
 /// Connect what the policy names. With `destinations` false (dry run), Vault is contacted only
 /// if the ECI credential lives there, and GitHub not at all.
-pub async fn build_engine(policy: &Policy, store: Option<Store>, destinations: bool) -> Result<Engine, String> {
+pub async fn build_engine(
+    policy: &Policy,
+    store: Option<Store>,
+    destinations: bool,
+) -> Result<Engine, String> {
     let needs_vault = destinations && policy.tokens.iter().any(|t| !t.vault.is_empty())
         || matches!(policy.eci.token, SecretRef::Vault { .. });
     let vault = match (&policy.vault, needs_vault) {
@@ -122,19 +225,56 @@ pub async fn build_engine(policy: &Policy, store: Option<Store>, destinations: b
         )),
         _ => None,
     };
-    let github = match (&policy.github, destinations && policy.tokens.iter().any(|t| !t.github.is_empty())) {
-        (Some(section), true) => Some(Arc::new(Github::connect(section).map_err(|e| e.to_string())?)),
+    let github = match (
+        &policy.github,
+        destinations && policy.tokens.iter().any(|t| !t.github.is_empty()),
+    ) {
+        (Some(section), true) => Some(Arc::new(
+            Github::connect(section).map_err(|e| e.to_string())?,
+        )),
         _ => None,
     };
     let eci_token = eci_credential(policy, vault.as_deref()).await?;
-    let eci = EciClient::new(&policy.eci.endpoint, eci_token, policy.eci.timeout).map_err(|e| e.to_string())?;
+    let eci = EciClient::new(&policy.eci.endpoint, eci_token, policy.eci.timeout)
+        .map_err(|e| e.to_string())?;
     Ok(Engine {
         eci,
         vault,
         github,
         store,
-        default_mount: policy.vault.as_ref().map(|v| v.mount.clone()).unwrap_or_else(|| "secret".into()),
+        default_mount: policy
+            .vault
+            .as_ref()
+            .map(|v| v.mount.clone())
+            .unwrap_or_else(|| "secret".into()),
         concurrency: policy.defaults.concurrency,
+        own_credential: own_credential(policy),
+    })
+}
+
+/// The policy token whose Vault destination `[eci] token` is read from, if any: this program's
+/// own credential, rotated like any other token and switched to in flight.
+fn own_credential(policy: &Policy) -> Option<OwnCredential> {
+    let SecretRef::Vault { path, key } = &policy.eci.token else {
+        return None;
+    };
+    let default_mount = policy
+        .vault
+        .as_ref()
+        .map(|v| v.mount.as_str())
+        .unwrap_or("secret");
+    policy.tokens.iter().find_map(|t| {
+        t.vault
+            .iter()
+            .find(|d| {
+                &d.path == path
+                    && &d.key == key
+                    && d.mount.as_deref().unwrap_or(default_mount) == default_mount
+            })
+            .map(|d| OwnCredential {
+                token_name: t.name.clone(),
+                source: d.clone(),
+            })
     })
 }
 
@@ -142,7 +282,8 @@ pub async fn build_engine(policy: &Policy, store: Option<Store>, destinations: b
 async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<SecretValue, String> {
     match &policy.eci.token {
         SecretRef::Vault { path, key } => {
-            let vault = vault.ok_or("[eci] token is read from Vault, but the policy has no [vault] section")?;
+            let vault = vault
+                .ok_or("[eci] token is read from Vault, but the policy has no [vault] section")?;
             let dest = VaultDestination {
                 mount: None,
                 path: path.clone(),

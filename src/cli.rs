@@ -8,6 +8,8 @@ Modes:
   (none)          run as a daemon: rotate what is due at each scheduled time
   --rotate-now    rotate every due token once, print a summary, exit
   --check         validate the policy and resolve the credentials it names, exit
+  --status        show every token's expiry, rotation state and destinations, exit
+  --abandon NAME  close NAME's open rotation (its replacement is deleted if unused), exit
 
 Exit codes:
   0   all good
@@ -38,8 +40,9 @@ pub struct Cli {
     #[arg(long = "token", value_name = "NAME", requires = "rotate_now")]
     pub tokens: Vec<String>,
 
-    /// With --rotate-now: rotate even if not due.
-    #[arg(long, requires = "rotate_now")]
+    /// With --rotate-now: rotate even if not due. With --abandon: close the rotation even
+    /// though destinations hold its replacement (both tokens stay alive).
+    #[arg(long)]
     pub force: bool,
 
     /// With --rotate-now: print the plan, change nothing.
@@ -49,6 +52,19 @@ pub struct Cli {
     /// Validate the policy and the credentials it names, then exit.
     #[arg(long)]
     pub check: bool,
+
+    /// Show every token: expiry, when it rotates, state, each destination's last result, last
+    /// rotation, next runs.
+    #[arg(long, conflicts_with_all = ["rotate_now", "check"])]
+    pub status: bool,
+
+    /// With --status: print JSON.
+    #[arg(long, requires = "status")]
+    pub json: bool,
+
+    /// Close NAME's open rotation: its replacement is deleted if no destination holds it.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["rotate_now", "check", "status"])]
+    pub abandon: Option<String>,
 
     /// How long to wait for another instance holding the state lock.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_wait)]
@@ -75,12 +91,18 @@ pub enum Mode {
     Daemon,
     RotateNow,
     Check,
+    Status,
+    Abandon,
 }
 
 impl Cli {
     pub fn mode(&self) -> Mode {
         if self.rotate_now {
             Mode::RotateNow
+        } else if self.status {
+            Mode::Status
+        } else if self.abandon.is_some() {
+            Mode::Abandon
         } else if self.check {
             Mode::Check
         } else {

@@ -327,8 +327,12 @@ impl EciClient {
             .bearer_auth(self.token().expose())
             .timeout(self.timeout)
             .header("Accept", "application/json");
-        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        let resp = req.send().await.map_err(|e| {
+            crate::metrics::api_call("eci", 0);
+            self.transport(e)
+        })?;
         let status = resp.status().as_u16();
+        crate::metrics::api_call("eci", status);
         let retry_after = retry_after_from(resp.headers());
         let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
         if (200..300).contains(&status) {

@@ -2,13 +2,20 @@
 //! GitHub Actions secrets before they do.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
+pub mod daemon;
 pub mod destination;
 pub mod eci;
 pub mod exit;
+pub mod hardening;
+pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod retry;
 pub mod rotation;
+pub mod schedule;
 pub mod secret;
 pub mod state;
+pub mod status;

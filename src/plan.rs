@@ -232,7 +232,7 @@ mod tests {
             expires: None,
             last_rotated: now(),
             previous_id: "x".into(),
-            destinations: vec![],
+            destinations: Default::default(),
         };
         let plan = decide(&policy(), &t, None, Some(&record), now(), false);
         assert!(matches!(&plan.decision, Decision::NotDue { current, .. } if current.id == "late"));

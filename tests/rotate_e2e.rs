@@ -160,6 +160,37 @@ async fn due_token_is_replaced_everywhere_and_old_one_deleted() {
         "not-due token's destination not written"
     );
 
+    // The audit log: one line per step, ids and fingerprints, private to the service.
+    let audit_path = world.state_dir().join("audit.jsonl");
+    let audit = std::fs::read_to_string(&audit_path).expect("audit log");
+    let entries: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(actions.iter().filter(|a| **a == "created").count(), 1);
+    assert_eq!(actions.iter().filter(|a| **a == "pushed").count(), 4);
+    assert_eq!(actions.iter().filter(|a| **a == "verified").count(), 4);
+    assert_eq!(actions.last(), Some(&"deleted"));
+    assert!(entries.iter().all(|e| e["token_name"] == "ci-deploy"));
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "deleted" && e["token_id"] == old["id"])
+    );
+    assert!(entries.iter().any(|e| e["action"] == "created"
+        && e["token_id"] == new["id"]
+        && e["fingerprint"].is_string()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&audit_path)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
     // A second run changes nothing.
     let before = world.github_secrets().await;
     let vault_before = world.vault_read("ci/deploy").await;

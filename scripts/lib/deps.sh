@@ -36,3 +36,10 @@ ensure_apt_package() { # ensure_apt_package COMMAND PACKAGE
   fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >&2
 }
+
+ensure_python_module() { # ensure_python_module MODULE [PIP_SPEC]: the notification tests' aiosmtpd
+  python3 -c "import $1" >/dev/null 2>&1 && return 0
+  echo "installing Python module $1 (PyPI ${2:-$1}) ..." >&2
+  python3 -m pip install --quiet --disable-pip-version-check "${2:-$1}" >&2
+  python3 -c "import $1"
+}

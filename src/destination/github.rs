@@ -279,8 +279,12 @@ impl Github {
             http::Method::DELETE => self.crab._delete(path, body).await,
             _ => self.crab._get(path).await,
         }
-        .map_err(|e| format!("GitHub {method} {path}: {}", crate::eci::error_chain(&e)))?;
+        .map_err(|e| {
+            crate::metrics::api_call("github", 0);
+            format!("GitHub {method} {path}: {}", crate::eci::error_chain(&e))
+        })?;
         let status = resp.status();
+        crate::metrics::api_call("github", status.as_u16());
         let headers = resp.headers().clone();
         let body = self
             .crab

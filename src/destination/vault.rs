@@ -282,7 +282,12 @@ impl Vault {
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                other => return other,
+                other => {
+                    if other.is_ok() {
+                        crate::metrics::api_call("vault", 200);
+                    }
+                    return other;
+                }
             }
         }
     }
@@ -310,6 +315,7 @@ fn status_of(e: &ClientError) -> Option<u16> {
 
 /// Turn a vaultrs error into a message without any response body content.
 fn classify(what: &str, e: &ClientError) -> DestError {
+    crate::metrics::api_call("vault", status_of(e).unwrap_or(0));
     let msg = format!("{what}: {}", describe(e));
     match status_of(e) {
         Some(429) | Some(500..=599) => DestError::transient(msg),

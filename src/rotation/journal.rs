@@ -155,5 +155,7 @@ pub struct TokenRecord {
     pub expires: Option<DateTime<Utc>>,
     pub last_rotated: DateTime<Utc>,
     pub previous_id: String,
-    pub destinations: Vec<String>,
+    /// Each destination's last result (all verified when the rotation finished).
+    #[serde(default)]
+    pub destinations: BTreeMap<String, DestState>,
 }

@@ -7,6 +7,7 @@
 pub mod journal;
 pub mod report;
 
+use crate::audit::{self, Action, Entry};
 use crate::destination::github::Github;
 use crate::destination::vault::Vault;
 use crate::destination::{DestError, Destination, WriteMeta};
@@ -118,12 +119,27 @@ impl Engine {
             now,
             opts.force,
         );
-        if !plan.others.is_empty() {
+        let keep = plan.others.clone();
+        let orphans: Vec<&Token> = named
+            .iter()
+            .filter(|t| keep.contains(&t.id) && t.description.contains(MARKER))
+            .collect();
+        let foreign: Vec<&str> = named
+            .iter()
+            .filter(|t| keep.contains(&t.id) && !t.description.contains(MARKER))
+            .map(|t| t.id.as_str())
+            .collect();
+        if !foreign.is_empty() {
             report.warnings.push(format!(
-                "other token(s) named {} left alone: {}",
+                "other token(s) named {} not made by this program, left alone: {}",
                 policy.name,
-                plan.others.join(", ")
+                foreign.join(", ")
             ));
+        }
+        if !orphans.is_empty() {
+            let state_intact = open.is_some() || record.is_some();
+            self.clean_orphans(policy, &orphans, state_intact, opts.dry_run, report)
+                .await;
         }
         match plan.decision {
             Decision::Missing => Err(format!(
@@ -278,9 +294,159 @@ impl Engine {
             .await
             .map_err(|e| format!("deleting the old token {}: {e} (every destination already holds the new one; the next run retries)", rot.old_id))?;
         tracing::info!(token = %rot.token_name, old = %rot.old_id, existed, "old token deleted");
-        self.finish(&rot, policy)?;
+        self.audit(Entry {
+            token_id: Some(&rot.old_id),
+            ..Entry::new(Action::Deleted, &rot.token_name)
+        });
+        self.finish(&rot)?;
         report.outcome = Outcome::Rotated { old_deleted: true };
         Ok(())
+    }
+
+    /// Close `name`'s open rotation. Its replacement is deleted when no destination holds it;
+    /// when some do, the operator must finish the rotation instead, or `force` to close the
+    /// journal and keep both tokens alive. Returns what was done.
+    pub async fn abandon(&self, name: &str, force: bool) -> Step<String> {
+        let Some(mut rot) = self.load::<Rotation>(ROTATIONS, name)? else {
+            return Err(format!("{name} has no open rotation"));
+        };
+        if matches!(rot.phase, Phase::Grace | Phase::Deleting) {
+            return Err(format!(
+                "every destination of {name} already holds replacement {}; only the old token's deletion is left: \
+                 run eci-secret-sync --rotate-now --token {name}",
+                rot.new_id.as_deref().unwrap_or("?")
+            ));
+        }
+        if rot.new_id.is_none()
+            && let Some(attempt) = rot.create_attempt.clone()
+            && let Some(found) = self.find_replacement(&rot, attempt.at).await?
+        {
+            rot.new_id = Some(found.id);
+        }
+        let store = self.store.as_ref().ok_or("no state folder")?;
+        let Some(new_id) = rot.new_id.clone() else {
+            store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "{name}: open rotation closed; no replacement had been created; old token {} kept",
+                rot.old_id
+            ));
+        };
+        let held: Vec<&String> = rot
+            .destinations
+            .iter()
+            .filter(|(_, d)| {
+                matches!(d.status, DestStatus::Pushed | DestStatus::Verified) || d.receipt.is_some()
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !held.is_empty() {
+            if !force {
+                return Err(format!(
+                    "replacement {new_id} is already held by {}; deleting it would break them. Finish the rotation with \
+                     eci-secret-sync --rotate-now --token {name}, or close it anyway with --abandon {name} --force \
+                     (both tokens stay alive)",
+                    held.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
+            return Ok(format!(
+                "{name}: open rotation closed; replacement {new_id} kept alive because destinations hold it; old token {} kept",
+                rot.old_id
+            ));
+        }
+        self.eci
+            .delete(&new_id)
+            .await
+            .map_err(|e| format!("deleting replacement {new_id}: {e}; the rotation stays open"))?;
+        store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
+        self.audit(Entry {
+            token_id: Some(&new_id),
+            old_id: Some(&rot.old_id),
+            ..Entry::new(Action::Abandoned, name)
+        });
+        Ok(format!(
+            "{name}: open rotation closed; replacement {new_id} deleted; old token {} kept",
+            rot.old_id
+        ))
+    }
+
+    /// Replacements this program made that no rotation references (left by a rotation that
+    /// started over or was abandoned). Each is reported, and deleted when the saved state is
+    /// intact (so it is known that no rotation pushed it since) and no Vault destination holds
+    /// its value.
+    async fn clean_orphans(
+        &self,
+        policy: &TokenPolicy,
+        orphans: &[&Token],
+        state_intact: bool,
+        dry_run: bool,
+        report: &mut TokenReport,
+    ) {
+        for orphan in orphans {
+            let id = &orphan.id;
+            if dry_run || !state_intact {
+                report.warnings.push(format!(
+                    "orphan replacement {id} (made by this program, used by no rotation) left alone: {}",
+                    if dry_run { "dry run" } else { "no saved state to prove no destination holds it" }
+                ));
+                continue;
+            }
+            match self.held_in_vault(policy, orphan).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    report.warnings.push(format!(
+                        "orphan replacement {id} is still held by a Vault destination; left alone"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    report
+                        .warnings
+                        .push(format!("orphan replacement {id} left alone: {e}"));
+                    continue;
+                }
+            }
+            match self.eci.delete(id).await {
+                Ok(_) => {
+                    tracing::info!(token = %policy.name, orphan = %id, "deleted orphan replacement");
+                    self.audit(Entry {
+                        token_id: Some(id),
+                        ..Entry::new(Action::Deleted, &policy.name)
+                    });
+                    report
+                        .steps
+                        .push(format!("deleted orphan replacement {id}"));
+                    report.warnings.push(format!(
+                        "deleted orphan replacement {id} (made by this program, used by no rotation)"
+                    ));
+                }
+                Err(e) => report
+                    .warnings
+                    .push(format!("orphan replacement {id}: deleting it failed: {e}")),
+            }
+        }
+    }
+
+    /// Whether any Vault destination of `policy` holds `token`'s value (an unknown value counts
+    /// as held: nothing is deleted on a guess).
+    async fn held_in_vault(&self, policy: &TokenPolicy, token: &Token) -> Result<bool, String> {
+        if policy.vault.is_empty() {
+            return Ok(false);
+        }
+        let Some(value) = &token.value else {
+            return Err("its value cannot be read to compare with Vault".into());
+        };
+        let vault = self.vault().map_err(|e| e.message)?;
+        for dest in &policy.vault {
+            let held = vault.read_value(dest).await.map_err(|e| e.message)?;
+            if held.is_some_and(|h| h.same_as(value)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Self-rotation: re-read the credential from where this program reads it at start, check it
@@ -484,6 +650,14 @@ impl Engine {
         rot.new_expires = token.expires;
         rot.new_fingerprint = Some(value.fingerprint());
         self.save(rot)?;
+        let fp = value.fingerprint();
+        self.audit(Entry {
+            token_id: Some(&token.id),
+            old_id: Some(&rot.old_id),
+            fingerprint: Some(&fp),
+            expires: token.expires,
+            ..Entry::new(Action::Created, &rot.token_name)
+        });
         tracing::info!(token = %rot.token_name, new = %token.id, "{what}");
         report.steps.push(format!("{what} {}", token.id));
         Ok(value)
@@ -532,12 +706,25 @@ impl Engine {
                 .entry(key.clone())
                 .or_insert_with(DestState::pending);
             entry.at = Some(Utc::now());
+            let fp = value.fingerprint();
+            let audit = Entry {
+                token_id: Some(&new_id),
+                destination: Some(&key),
+                fingerprint: Some(&fp),
+                ..Entry::new(Action::Verified, &policy.name)
+            };
             match result {
                 Ok(()) => {
                     entry.status = DestStatus::Verified;
                     entry.last_error = None;
+                    self.audit(audit);
                 }
                 Err(e) => {
+                    self.audit(Entry {
+                        action: Action::Failed,
+                        error: Some(&e.message),
+                        ..audit
+                    });
                     tracing::warn!(token = %policy.name, destination = %key, error = %e, "destination failed");
                     entry.status = DestStatus::Failed;
                     entry.last_error = Some(e.message.clone());
@@ -595,6 +782,13 @@ impl Engine {
             entry.at = Some(Utc::now());
         }
         self.save(rot).map_err(DestError::fatal)?;
+        let fp = value.fingerprint();
+        self.audit(Entry {
+            token_id: rot.new_id.as_deref(),
+            destination: Some(key),
+            fingerprint: Some(&fp),
+            ..Entry::new(Action::Pushed, &rot.token_name)
+        });
         self.verify(dest, value, &receipt).await
     }
 
@@ -630,7 +824,7 @@ impl Engine {
     }
 
     /// Record the finished rotation and close its journal entry.
-    fn finish(&self, rot: &Rotation, policy: &TokenPolicy) -> Step<()> {
+    fn finish(&self, rot: &Rotation) -> Step<()> {
         let Some(store) = &self.store else {
             return Ok(());
         };
@@ -640,7 +834,7 @@ impl Engine {
             expires: rot.new_expires,
             last_rotated: Utc::now(),
             previous_id: rot.old_id.clone(),
-            destinations: self.dest_keys(policy),
+            destinations: rot.destinations.clone(),
         };
         store
             .save(TOKENS, &rot.token_name, &record)
@@ -648,6 +842,12 @@ impl Engine {
         store
             .remove(ROTATIONS, &rot.token_name)
             .map_err(|e| e.to_string())
+    }
+
+    fn audit(&self, entry: Entry<'_>) {
+        if let Some(store) = &self.store {
+            audit::record(store, &entry);
+        }
     }
 
     fn load<T: serde::de::DeserializeOwned>(&self, sub: &str, name: &str) -> Step<Option<T>> {

@@ -468,6 +468,24 @@ dir = "{state}"
         cmd
     }
 
+    /// Fail if any token value the fakes minted, or any token-shaped string, appears in `text`
+    /// (what a test's own receivers captured, for example). `what` names it in the failure.
+    pub async fn assert_no_leak_in(&self, what: &str, text: &str) {
+        self.eci_tokens().await;
+        let minted = self.minted.lock().expect("lock").clone();
+        assert!(!minted.is_empty());
+        for v in &minted {
+            assert!(
+                !text.contains(v.as_str()),
+                "a token value leaked into {what}"
+            );
+        }
+        assert!(
+            !token_shaped(text),
+            "a token-shaped string leaked into {what}"
+        );
+    }
+
     /// Fail if any token value the fakes ever minted appears in anything the binary printed
     /// or in the state folder.
     pub async fn assert_no_leak(&self) {

@@ -1,0 +1,92 @@
+//! Process hardening at start: a private umask, and warnings for policy and credential files
+//! that others can read.
+
+use crate::policy::{ChannelPolicy, GithubAuth, Policy, SecretRef, VaultAuth};
+use rustix::fs::Mode;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Every file this process creates is private (0600 files, 0700 folders) whatever the caller's
+/// umask was.
+pub fn private_umask() {
+    rustix::process::umask(Mode::from_raw_mode(0o077));
+}
+
+/// One line per policy or credential file that group or others may read or write.
+pub fn permission_warnings(policy: &Policy) -> Vec<String> {
+    let mut files: Vec<(String, PathBuf)> = vec![("policy".into(), policy.source.clone())];
+    let mut add = |what: &str, r: &SecretRef| {
+        if let SecretRef::File(p) = r {
+            files.push((what.to_string(), p.clone()));
+        }
+    };
+    add("[eci] token", &policy.eci.token);
+    if let Some(v) = &policy.vault {
+        match &v.auth {
+            VaultAuth::Token { token } => add("[vault] auth token", token),
+            VaultAuth::AppRole {
+                role_id, secret_id, ..
+            } => {
+                add("[vault] auth role_id", role_id);
+                add("[vault] auth secret_id", secret_id);
+            }
+            VaultAuth::Kubernetes { .. } => {} // the service account token is the platform's
+        }
+    }
+    if let Some(g) = &policy.github {
+        match &g.auth {
+            GithubAuth::Token(t) => add("[github] token", t),
+            GithubAuth::App { private_key, .. } => add("[github] app private_key", private_key),
+        }
+    }
+    for c in &policy.notify.channels {
+        channel_refs(c, &mut add);
+    }
+    files
+        .iter()
+        .filter_map(|(what, path)| loose(path).map(|mode| (what, path, mode)))
+        .map(|(what, path, mode)| {
+            format!(
+                "{what} file {} is accessible to group or others (mode {mode:04o}); run chmod 600 on it",
+                path.display()
+            )
+        })
+        .collect()
+}
+
+fn channel_refs(c: &ChannelPolicy, add: &mut impl FnMut(&str, &SecretRef)) {
+    for (what, r) in [
+        ("[[notify.channel]] url", &c.url),
+        ("[[notify.channel]] secret", &c.secret),
+        ("[[notify.channel]] username", &c.username),
+        ("[[notify.channel]] password", &c.password),
+    ] {
+        if let Some(r) = r {
+            add(what, r);
+        }
+    }
+}
+
+/// The file's permission bits, when group or others have any access.
+fn loose(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_group_or_world_access_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        let closed = dir.path().join("closed");
+        std::fs::write(&open, "x").unwrap();
+        std::fs::write(&closed, "x").unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(loose(&open), Some(0o644));
+        assert_eq!(loose(&closed), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! `--status`: every policy token's expiry, due date, rotation state and destinations, from
+//! ECI and the state folder. Ids, times and errors only, never values.
+
+use crate::destination::Destination;
+use crate::eci::{EciClient, Token};
+use crate::plan::{self, Decision};
+use crate::policy::{Policy, TokenPolicy};
+use crate::rotation::journal::{DestState, DestStatus, Phase, Rotation, TokenRecord};
+use crate::rotation::report::{relative, when};
+use crate::rotation::{ROTATIONS, TOKENS};
+use crate::schedule::Schedule;
+use crate::state::Store;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub generated_at: DateTime<Utc>,
+    pub timezone: String,
+    pub next_runs: Vec<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+    /// Set when ECI could not be asked: token facts then come from saved state only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eci_error: Option<String>,
+    pub tokens: Vec<TokenStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRun {
+    pub finished: DateTime<Utc>,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenStatus {
+    pub name: String,
+    /// ok, due, rotating, grace, failed, missing, never_expires, unknown
+    pub state: &'static str,
+    pub id: Option<String>,
+    pub expires: Option<DateTime<Utc>>,
+    pub rotates_at: Option<DateTime<Utc>>,
+    pub last_rotated: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_rotation: Option<OpenRotation>,
+    pub destinations: Vec<DestinationStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenRotation {
+    pub phase: Phase,
+    pub started: DateTime<Utc>,
+    pub old_id: String,
+    pub new_id: Option<String>,
+    pub new_expires: Option<DateTime<Utc>>,
+    pub grace_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    /// pending, written, synced, failed, unknown
+    pub status: &'static str,
+    pub at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Gather the status. `eci` may be `None` (credential unavailable): then saved state only.
+pub async fn gather(
+    policy: &Policy,
+    store: Option<&Store>,
+    eci: Option<&EciClient>,
+    eci_error: Option<String>,
+) -> Status {
+    let now = Utc::now();
+    let schedule = Schedule::from_section(&policy.schedule).ok();
+    let mut status = Status {
+        generated_at: now,
+        timezone: policy.schedule.timezone.clone(),
+        next_runs: schedule
+            .as_ref()
+            .map(|s| s.upcoming(now, 3))
+            .unwrap_or_default(),
+        last_run: store.and_then(last_run),
+        eci_error,
+        tokens: Vec::new(),
+    };
+    let mut tokens: Option<Vec<Token>> = None;
+    if let Some(eci) = eci {
+        match eci.list(None).await {
+            Ok(all) => tokens = Some(all),
+            Err(e) => status.eci_error = Some(e.to_string()),
+        }
+    }
+    let default_mount = policy
+        .vault
+        .as_ref()
+        .map(|v| v.mount.as_str())
+        .unwrap_or("secret");
+    for t in &policy.tokens {
+        let open: Option<Rotation> = store.and_then(|s| s.load(ROTATIONS, &t.name).ok().flatten());
+        let record: Option<TokenRecord> =
+            store.and_then(|s| s.load(TOKENS, &t.name).ok().flatten());
+        let named: Option<Vec<Token>> = tokens
+            .as_ref()
+            .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
+        status.tokens.push(token_status(
+            t,
+            named.as_deref(),
+            open,
+            record,
+            now,
+            default_mount,
+        ));
+    }
+    status
+}
+
+fn last_run(store: &Store) -> Option<LastRun> {
+    let memory = crate::daemon::memory::load(store).ok().flatten()?;
+    let pass = memory.last_pass?;
+    Some(LastRun {
+        finished: pass.finished,
+        summary: pass.summary(),
+    })
+}
+
+fn token_status(
+    policy: &TokenPolicy,
+    named: Option<&[Token]>,
+    open: Option<Rotation>,
+    record: Option<TokenRecord>,
+    now: DateTime<Utc>,
+    default_mount: &str,
+) -> TokenStatus {
+    let keys: Vec<String> = Destination::of(policy)
+        .iter()
+        .map(|d| d.key(default_mount))
+        .collect();
+    let states = open
+        .as_ref()
+        .map(|r| r.destinations.clone())
+        .or_else(|| record.as_ref().map(|r| r.destinations.clone()))
+        .unwrap_or_default();
+    let destinations = keys.iter().map(|k| dest_status(k, states.get(k))).collect();
+    let mut out = TokenStatus {
+        name: policy.name.clone(),
+        state: "unknown",
+        id: record.as_ref().map(|r| r.current_id.clone()),
+        expires: record.as_ref().and_then(|r| r.expires),
+        rotates_at: None,
+        last_rotated: record.as_ref().map(|r| r.last_rotated),
+        open_rotation: None,
+        destinations,
+    };
+    if let Some(rot) = &open {
+        out.state = if rot.phase == Phase::Grace {
+            "grace"
+        } else if rot
+            .destinations
+            .values()
+            .any(|d| d.status == DestStatus::Failed)
+        {
+            "failed"
+        } else {
+            "rotating"
+        };
+        out.id = Some(rot.old_id.clone());
+        out.expires = rot.old_expires;
+        out.open_rotation = Some(OpenRotation {
+            phase: rot.phase,
+            started: rot.started,
+            old_id: rot.old_id.clone(),
+            new_id: rot.new_id.clone(),
+            new_expires: rot.new_expires,
+            grace_until: rot.grace_until,
+        });
+        return out;
+    }
+    let Some(named) = named else {
+        return out;
+    };
+    let p = plan::decide(policy, named, None, record.as_ref(), now, false);
+    match p.decision {
+        Decision::Missing => out.state = "missing",
+        Decision::NeverExpires { current } => {
+            out.state = "never_expires";
+            out.id = Some(current.id);
+            out.expires = None;
+        }
+        Decision::NotDue { current, rotate_at } => {
+            out.state = "ok";
+            out.id = Some(current.id);
+            out.expires = current.expires;
+            out.rotates_at = Some(rotate_at);
+        }
+        Decision::Rotate { current, .. } | Decision::LifetimeTooShort { current, .. } => {
+            out.state = "due";
+            out.id = Some(current.id);
+            out.expires = current.expires;
+            out.rotates_at = current
+                .expires
+                .map(|e| e - plan::chrono_dur(policy.rotate_before));
+        }
+        Decision::Resume => {}
+    }
+    out
+}
+
+fn dest_status(key: &str, state: Option<&DestState>) -> DestinationStatus {
+    let (status, at, error) = match state {
+        None => ("unknown", None, None),
+        Some(d) => (
+            match d.status {
+                DestStatus::Pending => "pending",
+                DestStatus::Pushed => "written",
+                DestStatus::Verified => "synced",
+                DestStatus::Failed => "failed",
+            },
+            d.at,
+            d.last_error.clone(),
+        ),
+    };
+    DestinationStatus {
+        destination: key.to_string(),
+        status,
+        at,
+        error,
+    }
+}
+
+/// The human rendering, times in the policy's zone with UTC alongside.
+pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
+    let now = status.generated_at;
+    let local = |t: DateTime<Utc>| match schedule {
+        Some(s) => format!("{} ({})", s.local(t), relative(t, now)),
+        None => format!("{} ({})", when(t), relative(t, now)),
+    };
+    let mut out = String::new();
+    if let Some(e) = &status.eci_error {
+        let _ = writeln!(
+            out,
+            "warning: ECI could not be asked ({e}); showing saved state only"
+        );
+    }
+    for t in &status.tokens {
+        let _ = writeln!(out, "{}: {}", t.name, t.state.replace('_', " "));
+        if let Some(id) = &t.id {
+            let _ = writeln!(out, "  token        {id}");
+        }
+        match t.expires {
+            Some(e) => {
+                let _ = writeln!(out, "  expires      {}", local(e));
+            }
+            None if t.state == "never_expires" => {
+                let _ = writeln!(out, "  expires      never");
+            }
+            None => {}
+        }
+        if let Some(r) = t.rotates_at {
+            let _ = writeln!(out, "  rotates      {}", local(r));
+        }
+        if let Some(r) = t.last_rotated {
+            let _ = writeln!(out, "  last rotated {}", local(r));
+        }
+        if let Some(o) = &t.open_rotation {
+            let _ = writeln!(
+                out,
+                "  open rotation since {} at {:?}{}{}",
+                local(o.started),
+                o.phase,
+                o.new_id
+                    .as_ref()
+                    .map(|n| format!(", replacement {n}"))
+                    .unwrap_or_default(),
+                o.grace_until
+                    .map(|g| format!(", old token deleted after {}", local(g)))
+                    .unwrap_or_default(),
+            );
+            let _ = writeln!(
+                out,
+                "    resume: eci-secret-sync --rotate-now --token {0}   abandon: eci-secret-sync --abandon {0}",
+                t.name
+            );
+        }
+        for d in &t.destinations {
+            let at = d.at.map(|a| format!(" ({})", local(a))).unwrap_or_default();
+            let err = d
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {:<12} {}{at}{err}", d.status, d.destination);
+        }
+    }
+    let runs: Vec<String> = status.next_runs.iter().map(|t| local(*t)).collect();
+    if !runs.is_empty() {
+        let _ = writeln!(out, "next runs: {}", runs.join("; "));
+    }
+    if let Some(l) = &status.last_run {
+        let _ = writeln!(out, "last run: {} at {}", l.summary, local(l.finished));
+    }
+    out
+}

@@ -1,0 +1,568 @@
+//! Daemon mode end to end: the real binary, started with no mode flag and a seconds-level
+//! schedule, against OpenBao + the sandbox; driven only by time and signals.
+
+mod common;
+
+use common::World;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+const EVERY_2S: &str = "[schedule]\ncron = \"*/2 * * * * *\"\ntimezone = \"Europe/Berlin\"\n";
+const HOURLY: &str = "[schedule]\ncron = \"0 * * * *\"\ntimezone = \"Europe/Berlin\"\n";
+
+const DEPLOY: &str = r#"
+[[token]]
+name = "ci-deploy"
+rotate_before = "14d"
+lifetime = "90d"
+
+  [[token.vault]]
+  path = "ci/deploy"
+  key = "ECI_ACCESS_TOKEN"
+"#;
+
+const READONLY: &str = r#"
+[[token]]
+name = "ci-readonly"
+rotate_before = "14d"
+lifetime = "90d"
+
+  [[token.vault]]
+  path = "ci/readonly"
+  key = "ECI_ACCESS_TOKEN"
+"#;
+
+/// A daemon child and everything it has written to stderr so far.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(world: &World, policy: &Path) -> Daemon {
+        Daemon::spawn(world.command(policy, &[]))
+    }
+
+    fn spawn(mut command: tokio::process::Command) -> Daemon {
+        let mut child = command.spawn().expect("start the daemon");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        self.log().matches(needle).count()
+    }
+
+    /// Wait until `needle` has appeared at least `n` times in the log.
+    async fn wait_for_n(&mut self, needle: &str, n: usize, secs: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while self.count(needle) < n {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "daemon exited ({status}) while waiting for {needle:?}:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no {needle:?} (x{n}) within {secs} s:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_for(&mut self, needle: &str, secs: u64) {
+        self.wait_for_n(needle, 1, secs).await;
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("daemon still running");
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
+    /// SIGTERM, then the exit code; fails if it takes more than 30 s.
+    async fn terminate(self, world: &World) -> i32 {
+        self.signal("TERM");
+        self.exited(world, 30).await
+    }
+
+    /// The exit code; fails if the daemon runs on for more than `secs`.
+    async fn exited(mut self, world: &World, secs: u64) -> i32 {
+        let status = tokio::time::timeout(Duration::from_secs(secs), self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "daemon did not exit within {secs} s of SIGTERM:\n{}",
+                    self.log()
+                )
+            })
+            .expect("wait for the daemon");
+        tokio::time::sleep(Duration::from_millis(200)).await; // let the reader drain
+        let log = self.log();
+        world.note_printed(&log);
+        assert!(log.contains("stopped"), "{log}");
+        status.code().unwrap_or(-1)
+    }
+}
+
+async fn set_expiry(world: &World, id: &str, days: i64) {
+    let expires = (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+    let r = world
+        .http
+        .patch(format!("{}/eci/tokens/{id}", world.sandbox.admin()))
+        .json(&json!({ "expires": expires }))
+        .send()
+        .await
+        .expect("admin patch");
+    assert!(r.status().is_success(), "PATCH token {id}: {}", r.status());
+}
+
+fn id_of(token: &Value) -> String {
+    token["id"].as_str().expect("token id").to_string()
+}
+
+/// Wait until ECI's only live token named `name` is no longer `old_id`; returns it.
+async fn wait_replaced(
+    world: &World,
+    daemon: &Daemon,
+    name: &str,
+    old_id: &str,
+    secs: u64,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let live = world.eci_named(name).await;
+        if live.len() == 1 && id_of(&live[0]) != old_id {
+            return live[0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} was not rotated within {secs} s (live: {live:?}):\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn vault_value(world: &World, path: &str) -> Option<String> {
+    let data = world.vault_read(path).await?;
+    data["data"]["ECI_ACCESS_TOKEN"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn tick_rotates_a_token_that_becomes_due_and_a_broken_reload_changes_nothing() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy_with(EVERY_2S, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("ready", 20).await;
+    let startup = daemon.log();
+    assert_eq!(
+        startup.matches("next scheduled run: ").count(),
+        3,
+        "{startup}"
+    );
+    assert!(
+        startup.contains(" UTC") && startup.contains("CE"),
+        "Berlin and UTC times: {startup}"
+    );
+    // A new state folder: one pass at once, which finds nothing due.
+    daemon.wait_for("rotation pass done", 20).await;
+    assert_eq!(
+        id_of(&world.eci_named("ci-deploy").await[0]),
+        id_of(&seeded)
+    );
+
+    // The token becomes due; a tick rotates it, with no command.
+    set_expiry(&world, &id_of(&seeded), 5).await;
+    let second = wait_replaced(&world, &daemon, "ci-deploy", &id_of(&seeded), 20).await;
+    daemon.wait_for("pass: rotated token=ci-deploy", 10).await;
+    assert_eq!(
+        vault_value(&world, "ci/deploy").await.as_deref(),
+        second["token"].as_str()
+    );
+    let deleted = world.admin_get("/eci/deleted").await;
+    assert!(
+        deleted.as_array().expect("ids").contains(&seeded["id"]),
+        "old token deleted"
+    );
+    let memory: Value = serde_json::from_slice(
+        &std::fs::read(world.state_dir().join("daemon.json")).expect("daemon.json"),
+    )
+    .expect("json");
+    assert!(memory["last_completed"]["finished"].is_string(), "{memory}");
+
+    // SIGHUP with a broken policy: reported with file:line:column, the daemon keeps going.
+    let good = std::fs::read_to_string(&policy).expect("policy");
+    std::fs::write(&policy, good.replace("Europe/Berlin", "Europe/Berln")).expect("write");
+    daemon.signal("HUP");
+    daemon
+        .wait_for(
+            "policy reload failed; still running on the previous policy",
+            10,
+        )
+        .await;
+    let log = daemon.log();
+    let line = good
+        .lines()
+        .position(|l| l.starts_with("timezone"))
+        .expect("timezone line")
+        + 1;
+    let located =
+        format!("policy.toml:{line}:12: schedule.timezone: unknown time zone \"Europe/Berln\"");
+    assert!(log.contains(&located), "{located} in:\n{log}");
+    assert!(log.contains("did you mean `Europe/Berlin`?"), "{log}");
+
+    // ... and still rotates on the old policy.
+    set_expiry(&world, &id_of(&second), 5).await;
+    let third = wait_replaced(&world, &daemon, "ci-deploy", &id_of(&second), 20).await;
+    assert_eq!(
+        vault_value(&world, "ci/deploy").await.as_deref(),
+        third["token"].as_str()
+    );
+
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.assert_no_leak().await;
+}
+
+/// What the daemon told "systemd": every datagram on a notify socket, in order.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl NotifySocket {
+    fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            while let Ok(n) = socket.recv(&mut buf).await {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().expect("notify lock").push(text);
+            }
+        });
+        NotifySocket { path, messages }
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.messages.lock().expect("notify lock").clone()
+    }
+
+    fn position(&self, from: usize, needle: &str) -> Option<usize> {
+        let all = self.all();
+        all.iter()
+            .skip(from)
+            .position(|m| m.contains(needle))
+            .map(|i| i + from)
+    }
+}
+
+#[tokio::test]
+async fn sighup_with_a_changed_valid_policy_applies_it_at_the_next_tick() {
+    let world = World::new().await;
+    let deploy = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
+    let readonly = world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(5)))
+        .await;
+    let policy = world.policy_with(EVERY_2S, DEPLOY);
+    // Run it as systemd would: a notify socket and a 1 s watchdog.
+    let notify = NotifySocket::bind(world.dir.path());
+    let mut command = world.command(&policy, &[]);
+    command
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID");
+    let mut daemon = Daemon::spawn(command);
+    daemon.wait_for("rotation pass done", 20).await;
+    // Due, but not in the policy: left alone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        id_of(&world.eci_named("ci-readonly").await[0]),
+        id_of(&readonly)
+    );
+
+    let schedule = "[schedule]\ncron = \"*/3 * * * * *\"\ntimezone = \"UTC\"\n";
+    world.policy_with(schedule, &format!("{DEPLOY}{READONLY}"));
+    daemon.signal("HUP");
+    daemon
+        .wait_for("policy reloaded: token added: ci-readonly", 10)
+        .await;
+    let log = daemon.log();
+    assert!(
+        log.contains("policy reloaded: schedule: \"*/2 * * * * *\" (Europe/Berlin) -> \"*/3 * * * * *\" (UTC)"),
+        "{log}"
+    );
+    let rotated = wait_replaced(&world, &daemon, "ci-readonly", &id_of(&readonly), 20).await;
+    assert_eq!(
+        vault_value(&world, "ci/readonly").await.as_deref(),
+        rotated["token"].as_str()
+    );
+    assert_eq!(
+        id_of(&world.eci_named("ci-deploy").await[0]),
+        id_of(&deploy),
+        "not due: untouched"
+    );
+    daemon.wait_for("rotation pass done rotated=1", 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert_eq!(daemon.terminate(&world).await, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = notify.all();
+    let ready = notify
+        .position(0, "READY=1")
+        .unwrap_or_else(|| panic!("READY=1 in {sent:?}"));
+    assert!(sent[ready].contains("STATUS=next run "), "{sent:?}");
+    let first = "; last: 0 rotated, 1 not due, 0 failed";
+    assert!(sent.iter().any(|m| m.contains(first)), "{sent:?}");
+    let reloading = notify
+        .position(ready + 1, "RELOADING=1")
+        .unwrap_or_else(|| panic!("RELOADING=1 in {sent:?}"));
+    assert!(sent[reloading].contains("MONOTONIC_USEC="), "{sent:?}");
+    let reloaded = notify.position(reloading + 1, "READY=1");
+    assert!(reloaded.is_some(), "READY=1 after the reload: {sent:?}");
+    let second = "; last: 1 rotated, 1 not due, 0 failed";
+    assert!(sent.iter().any(|m| m.contains(second)), "{sent:?}");
+    let pings = sent.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "watchdog pings: {sent:?}");
+    let last = sent.last().is_some_and(|m| m.contains("STOPPING=1"));
+    assert!(last, "{sent:?}");
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn one_shot_run_and_second_daemon_while_the_daemon_holds_the_lock() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    // Every ECI token call takes 2 s, so the daemon's pass holds the lock for a while.
+    world
+        .admin_post(
+            "/latency",
+            json!({"path_contains": "/user/user_access_token", "ms": 2000}),
+        )
+        .await;
+    let policy = world.policy_with(HOURLY, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("rotation pass started", 20).await;
+
+    let second = world.run(&policy, &[]).await;
+    assert_eq!(second.code, 1, "{}", second.all());
+    assert!(
+        second
+            .stderr
+            .contains("already running on the state folder"),
+        "{}",
+        second.stderr
+    );
+
+    let impatient = world
+        .run(&policy, &["--rotate-now", "--lock-wait", "0s"])
+        .await;
+    assert_eq!(impatient.code, 1, "{}", impatient.all());
+    assert!(
+        impatient.stderr.contains("holds the lock"),
+        "{}",
+        impatient.stderr
+    );
+
+    // A patient one waits for the daemon's pass, then finds nothing left to do.
+    let patient = world
+        .run(&policy, &["--rotate-now", "--lock-wait", "90s"])
+        .await;
+    assert_eq!(patient.code, 0, "{}", patient.all());
+    assert!(
+        patient.stdout.contains("0 rotated, 1 not due, 0 failed"),
+        "{}",
+        patient.stdout
+    );
+    assert_eq!(
+        daemon.count("pass: rotated token=ci-deploy"),
+        1,
+        "{}",
+        daemon.log()
+    );
+
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1, "one live ci-deploy");
+    assert_ne!(id_of(&live[0]), id_of(&seeded));
+    let requests = world.admin_get("/requests").await;
+    let creates = requests
+        .as_array()
+        .expect("log")
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/user/user_access_token"))
+        })
+        .count();
+    assert_eq!(creates, 1, "exactly one replacement created: {requests}");
+
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn sigterm_during_a_pass_exits_zero_and_the_next_run_finishes_the_rotation() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    world
+        .admin_post(
+            "/latency",
+            json!({"path_contains": "/user/user_access_token", "ms": 3000}),
+        )
+        .await;
+    let policy = world.policy_with(HOURLY, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("rotation pass started", 20).await;
+    let begun = std::time::Instant::now();
+    assert_eq!(daemon.terminate(&world).await, 0);
+    assert!(begun.elapsed() < Duration::from_secs(30));
+
+    // Whatever the stop left (done, or parked in the journal), a one-shot run completes it
+    // without a second replacement.
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1, "one live ci-deploy");
+    assert_ne!(id_of(&live[0]), id_of(&seeded));
+    assert_eq!(
+        vault_value(&world, "ci/deploy").await.as_deref(),
+        live[0]["token"].as_str()
+    );
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn check_prints_the_next_runs_and_a_bad_schedule_is_a_config_error() {
+    let world = World::new().await;
+    let policy = world.policy_with(
+        "[schedule]\ncron = \"30 2 * * *\"\ntimezone = \"America/New_York\"\n",
+        DEPLOY,
+    );
+    let ok = world.run(&policy, &["--check"]).await;
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert!(
+        ok.stdout
+            .contains("schedule \"30 2 * * *\" in America/New_York; next runs:"),
+        "{}",
+        ok.stdout
+    );
+    let runs: Vec<&str> = ok
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" = ") && l.ends_with(" UTC"))
+        .collect();
+    assert_eq!(runs.len(), 3, "{}", ok.stdout);
+    assert!(
+        runs.iter()
+            .all(|l| l.contains(" 02:30:00 E") || l.contains(" 03:00:00 EDT")),
+        "{runs:?}"
+    );
+
+    let text = std::fs::read_to_string(&policy).expect("policy");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("cron"))
+        .expect("cron line")
+        + 1;
+    std::fs::write(&policy, text.replace("30 2 * * *", "30 25 * * *")).expect("write");
+    for args in [&["--check"][..], &[][..]] {
+        let bad = world.run(&policy, args).await;
+        assert_eq!(bad.code, 78, "{args:?}: {}", bad.all());
+        let want =
+            format!("policy.toml:{line}:8: schedule.cron: invalid cron line \"30 25 * * *\"");
+        assert!(bad.stderr.contains(&want), "{want} in {}", bad.stderr);
+    }
+}
+
+#[tokio::test]
+async fn a_second_sigterm_cuts_the_pass_short_and_the_journal_resumes_it() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    world
+        .admin_post(
+            "/latency",
+            json!({"path_contains": "/user/user_access_token", "ms": 3000}),
+        )
+        .await;
+    let policy = world.policy_with(HOURLY, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("rotation pass started", 20).await;
+    daemon.signal("TERM");
+    daemon.wait_for("waiting up to 25 s", 5).await;
+    daemon.signal("TERM");
+    let log = daemon.log.clone();
+    assert_eq!(daemon.exited(&world, 5).await, 0);
+    let log = log.lock().expect("log lock").clone();
+    assert!(
+        log.contains("rotation pass cut short (a second stop signal came)"),
+        "{log}"
+    );
+    let memory: Value = serde_json::from_slice(
+        &std::fs::read(world.state_dir().join("daemon.json")).expect("daemon.json"),
+    )
+    .expect("json");
+    assert_eq!(
+        memory["last_pass"]["error"], "cut short by a stop",
+        "{memory}"
+    );
+    assert!(memory["last_completed"].is_null(), "{memory}");
+
+    // The next start runs at once (the pass did not complete) and finishes the rotation.
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon
+        .wait_for("running a pass at once: no earlier pass completed", 10)
+        .await;
+    daemon.wait_for("rotation pass done", 60).await;
+    assert_eq!(daemon.terminate(&world).await, 0);
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1, "one live ci-deploy");
+    assert_ne!(id_of(&live[0]), id_of(&seeded));
+    assert_eq!(
+        vault_value(&world, "ci/deploy").await.as_deref(),
+        live[0]["token"].as_str()
+    );
+    // No second replacement was made and cleaned up: the only deleted token is the old one.
+    let deleted = world.admin_get("/eci/deleted").await;
+    assert_eq!(deleted, json!([seeded["id"]]), "deleted tokens");
+    world.assert_no_leak().await;
+}

@@ -1,0 +1,286 @@
+//! What an operator sees and can do: `--status` (text and JSON), `--abandon`, orphan clean-up,
+//! and the grace period before the old token goes.
+
+mod common;
+
+use common::World;
+use serde_json::{Value, json};
+
+const POLICY: &str = r#"
+[[token]]
+name = "ci-deploy"
+
+  [[token.vault]]
+  path = "ci/deploy"
+  key = "ECI_ACCESS_TOKEN"
+
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+
+[[token]]
+name = "ci-readonly"
+"#;
+
+const GITHUB_ONLY: &str = r#"
+[[token]]
+name = "ci-deploy"
+
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+"#;
+
+async fn github_down(world: &World) {
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 500}),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn status_shows_a_failed_rotation_and_its_destinations() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    github_down(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 0, "{}", st.all());
+    assert!(st.stdout.contains("ci-deploy: failed"), "{}", st.stdout);
+    assert!(st.stdout.contains("open rotation since"), "{}", st.stdout);
+    assert!(
+        st.stdout
+            .contains("abandon: eci-secret-sync --abandon ci-deploy"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout
+            .contains("synced       vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout
+            .contains("failed       github:repo:acme/web:ECI_ACCESS_TOKEN"),
+        "{}",
+        st.stdout
+    );
+    assert!(st.stdout.contains("ci-readonly: ok"), "{}", st.stdout);
+    assert!(st.stdout.contains("next runs:"), "{}", st.stdout);
+
+    let json_run = world.run(&policy, &["--status", "--json"]).await;
+    assert_eq!(json_run.code, 0, "{}", json_run.all());
+    let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
+    let deploy = &v["tokens"][0];
+    assert_eq!(deploy["name"], "ci-deploy");
+    assert_eq!(deploy["state"], "failed");
+    assert_eq!(deploy["open_rotation"]["old_id"], old["id"]);
+    assert_eq!(deploy["destinations"][1]["status"], "failed");
+    assert!(
+        deploy["destinations"][1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500"))
+    );
+    assert_eq!(v["tokens"][1]["state"], "ok");
+    assert!(v["tokens"][1]["rotates_at"].is_string());
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn abandon_deletes_an_unused_replacement() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_ONLY);
+    github_down(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
+
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("replacement") && run.stdout.contains("deleted"),
+        "{}",
+        run.stdout
+    );
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1, "only the old token is left");
+    assert_eq!(named[0]["id"], old["id"]);
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(st.stdout.contains("ci-deploy: due"), "{}", st.stdout);
+
+    let again = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("has no open rotation"),
+        "{}",
+        again.stderr
+    );
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn abandon_refuses_when_a_destination_holds_the_replacement_unless_forced() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    github_down(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("already held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        2,
+        "nothing deleted"
+    );
+
+    let forced = world
+        .run(&policy, &["--abandon", "ci-deploy", "--force"])
+        .await;
+    assert_eq!(forced.code, 0, "{}", forced.all());
+    assert!(forced.stdout.contains("kept alive"), "{}", forced.stdout);
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        2,
+        "both tokens stay alive"
+    );
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn orphan_replacements_are_reported_then_deleted_once_state_proves_them_unused() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let orphan = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "deploy [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()}),
+        )
+        .await;
+    let foreign = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "made by hand",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()}),
+        )
+        .await;
+    world.eci_tokens().await;
+    let policy = world.policy(GITHUB_ONLY);
+
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(
+        first.stdout.contains(&format!(
+            "orphan replacement {}",
+            orphan["id"].as_str().expect("id")
+        )),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .contains("not made by this program, left alone"),
+        "{}",
+        first.stdout
+    );
+    let ids: Vec<Value> = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert!(
+        ids.contains(&orphan["id"]),
+        "first run only reports (no saved state yet)"
+    );
+    assert!(!ids.contains(&old["id"]), "rotated");
+
+    let second = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(second.code, 0, "{}", second.all());
+    assert!(
+        second.stdout.contains("deleted orphan replacement"),
+        "{}",
+        second.stdout
+    );
+    let ids: Vec<Value> = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    assert!(!ids.contains(&orphan["id"]), "orphan deleted");
+    assert!(
+        ids.contains(&foreign["id"]),
+        "a token not made by this program is never deleted"
+    );
+    assert_eq!(ids.len(), 2);
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn grace_keeps_the_old_token_until_it_has_passed() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(&GITHUB_ONLY.replace(
+        "name = \"ci-deploy\"",
+        "name = \"ci-deploy\"\ngrace = \"2s\"",
+    ));
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(
+        first
+            .stdout
+            .contains("old token kept for the grace period, deleted at the first run after"),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        2,
+        "old kept during grace"
+    );
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(st.stdout.contains("ci-deploy: grace"), "{}", st.stdout);
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let later = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(later.code, 0, "{}", later.all());
+    assert!(
+        later.stdout.contains("ci-deploy: rotated"),
+        "{}",
+        later.stdout
+    );
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1);
+    assert_ne!(named[0]["id"], old["id"]);
+    world.assert_no_leak().await;
+}
