@@ -566,3 +566,92 @@ async fn a_second_sigterm_cuts_the_pass_short_and_the_journal_resumes_it() {
     assert_eq!(deleted, json!([seeded["id"]]), "deleted tokens");
     world.assert_no_leak().await;
 }
+
+#[tokio::test]
+async fn metrics_after_a_rotation() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let extra = format!("{EVERY_2S}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let policy = world.policy_with(&extra, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("ready", 20).await;
+    let new = wait_replaced(&world, &daemon, "ci-deploy", &id_of(&seeded), 20).await;
+    daemon.wait_for("rotation pass done", 20).await;
+
+    let base = format!("http://127.0.0.1:{port}");
+    let health = world
+        .http
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    let ready = world
+        .http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let resp = world
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("application/openmetrics-text")),
+        "OpenMetrics content type"
+    );
+    let text = resp.text().await.expect("metrics text");
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    };
+    let expires = chrono::DateTime::parse_from_rfc3339(new["expires"].as_str().expect("expires"))
+        .expect("time")
+        .timestamp() as f64;
+    assert_eq!(
+        value("eci_secret_sync_token_expiration_timestamp_seconds{name=\"ci-deploy\"}"),
+        expires
+    );
+    assert_eq!(
+        value("eci_secret_sync_token_renewal_timestamp_seconds{name=\"ci-deploy\"}"),
+        expires - 14.0 * 86400.0
+    );
+    assert_eq!(
+        value("eci_secret_sync_rotations_total{name=\"ci-deploy\",result=\"success\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "eci_secret_sync_destination_sync_status{name=\"ci-deploy\",destination=\"vault:secret/ci/deploy#ECI_ACCESS_TOKEN\",status=\"synced\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "eci_secret_sync_destination_sync_status{name=\"ci-deploy\",destination=\"vault:secret/ci/deploy#ECI_ACCESS_TOKEN\",status=\"failed\"}"
+        ),
+        0.0
+    );
+    assert!(value("eci_secret_sync_api_requests_total{service=\"eci\",status=\"200\"}") >= 4.0);
+    assert!(value("eci_secret_sync_api_requests_total{service=\"vault\",status=\"200\"}") >= 1.0);
+    assert!(value("eci_secret_sync_last_run_timestamp_seconds") > 0.0);
+    assert_eq!(value("eci_secret_sync_last_run_success"), 1.0);
+    assert!(text.trim_end().ends_with("# EOF"));
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.note_printed(&text);
+    world.assert_no_leak().await;
+}

@@ -67,6 +67,12 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
             return exit::FAILED;
         }
     };
+    if let Some(listen) = &policy.metrics.listen {
+        if let Err(e) = crate::metrics::serve(listen).await {
+            eprintln!("error: [metrics] listen = {listen:?}: {e}");
+            return exit::FAILED;
+        }
+    }
     let memory = match memory::load(&store) {
         Ok(m) => m,
         Err(e) => {
@@ -139,6 +145,7 @@ impl Daemon {
             FirstRun::Scheduled => self.plan(now),
         }
         systemd::ready(&self.status());
+        crate::metrics::global().set_ready(true);
         tracing::info!(next = %self.schedule.local(self.next.run_at), "ready");
     }
 

@@ -59,6 +59,13 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     };
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
+    crate::metrics::global().observe_run(&reports, |name| {
+        policy
+            .tokens
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.rotate_before)
+    });
     let notified = crate::notify::after_run(&policy, Some(&store), &engine.eci, &reports).await;
     if notified.skipped.is_none() {
         for e in &notified.errors {
