@@ -68,12 +68,17 @@ impl Engine {
     /// rotation's calls.
     pub async fn run(&self, tokens: &[TokenPolicy], opts: &Options) -> Vec<TokenReport> {
         let own = self.own_credential.as_ref().map(|o| o.token_name.as_str());
-        let mut reports: Vec<TokenReport> =
-            futures::stream::iter(tokens.iter().filter(|t| Some(t.name.as_str()) != own))
-                .map(|t| self.run_token(t, opts))
-                .buffered(self.concurrency.max(1))
-                .collect()
-                .await;
+        // The futures are made before they enter the stream: a closure inside the stream would
+        // make this future not `Send` (a known higher-ranked lifetime limitation of rustc).
+        let others: Vec<_> = tokens
+            .iter()
+            .filter(|t| Some(t.name.as_str()) != own)
+            .map(|t| self.run_token(t, opts))
+            .collect();
+        let mut reports: Vec<TokenReport> = futures::stream::iter(others)
+            .buffered(self.concurrency.max(1))
+            .collect()
+            .await;
         if let Some(t) = tokens.iter().find(|t| Some(t.name.as_str()) == own) {
             reports.push(self.run_token(t, opts).await);
         }
@@ -878,4 +883,12 @@ pub fn description_of(policy: &TokenPolicy) -> String {
     } else {
         format!("{} {MARKER}", policy.description)
     }
+}
+
+/// A run can be spawned on a multi-threaded runtime: its future is `Send`.
+#[cfg(test)]
+#[allow(dead_code)]
+fn run_is_send(engine: &Engine, tokens: &[TokenPolicy]) {
+    fn send<T: Send>(_: T) {}
+    send(engine.run(tokens, &Options::default()));
 }
