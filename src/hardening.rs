@@ -3,7 +3,7 @@
 
 use crate::policy::{ChannelPolicy, GithubAuth, Policy, SecretRef, VaultAuth};
 use rustix::fs::Mode;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Every file this process creates is private (0600 files, 0700 folders) whatever the caller's
@@ -47,7 +47,8 @@ pub fn permission_warnings(policy: &Policy) -> Vec<String> {
         .filter_map(|(what, path)| loose(path).map(|mode| (what, path, mode)))
         .map(|(what, path, mode)| {
             format!(
-                "{what} file {} is accessible to group or others (mode {mode:04o}); run chmod 600 on it",
+                "{what} file {} can be read by other users (mode {mode:04o}); chmod 600 it, or 640 with \
+                 the service's group",
                 path.display()
             )
         })
@@ -67,10 +68,21 @@ fn channel_refs(c: &ChannelPolicy, add: &mut impl FnMut(&str, &SecretRef)) {
     }
 }
 
-/// The file's permission bits, when group or others have any access.
+/// The file's permission bits, when others have any access, or its group has and that group
+/// is not one this process runs with (a service's own group may read its policy: 0640
+/// root:eci-secret-sync is the intended setup).
 fn loose(path: &Path) -> Option<u32> {
-    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then_some(mode)
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.permissions().mode() & 0o777;
+    let others = mode & 0o007 != 0;
+    let group = mode & 0o070 != 0 && !own_group(meta.gid());
+    (others || group).then_some(mode)
+}
+
+fn own_group(gid: u32) -> bool {
+    let mine = |g: rustix::process::Gid| g.as_raw() == gid;
+    mine(rustix::process::getegid())
+        || rustix::process::getgroups().is_ok_and(|groups| groups.into_iter().any(mine))
 }
 
 #[cfg(test)]
@@ -78,7 +90,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_group_or_world_access_only() {
+    fn flags_access_by_others_but_not_by_the_own_group() {
         let dir = tempfile::tempdir().unwrap();
         let open = dir.path().join("open");
         let closed = dir.path().join("closed");
@@ -87,6 +99,9 @@ mod tests {
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(loose(&open), Some(0o644));
+        assert_eq!(loose(&closed), None);
+        // Group-readable by this process's own group is fine.
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(loose(&closed), None);
     }
 }
