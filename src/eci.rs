@@ -79,6 +79,21 @@ pub struct Organization {
     pub name: String,
 }
 
+/// The answer to [`EciClient::probe_create_permission`].
+#[derive(Debug)]
+pub enum CreateProbe {
+    /// The permission check passed (the impossible body was refused with 400/422).
+    Allowed,
+    /// 403: the calling token lacks the permission; the scrubbed error text.
+    Denied(String),
+    /// The server accepted the impossible create and made token `id`; `deleted` is the
+    /// result of deleting it again at once.
+    Created {
+        id: String,
+        deleted: Result<bool, EciError>,
+    },
+}
+
 /// What went wrong talking to ECI. Messages are scrubbed of anything token-shaped.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EciError {
@@ -272,6 +287,48 @@ impl EciClient {
             )));
         }
         Ok(token)
+    }
+
+    /// Whether the calling token may create tokens (`User.UserAccessToken.CREATE`), without
+    /// creating one. ECI has no capabilities endpoint, so this sends a create that cannot
+    /// succeed (an empty name and an `expires` in the past) and reads the answer: the server
+    /// checks permission before it validates the body, so 403 `PERMISSION_DENIED` means the
+    /// permission is missing and 400/422 means the permission check passed and only the bad
+    /// body was refused. A 2xx means the server made a token anyway: it is deleted at once and
+    /// reported. Any other error (401, 5xx, unreachable) is returned as is. Sent once.
+    pub async fn probe_create_permission(&self) -> Result<CreateProbe, EciError> {
+        let body = serde_json::json!({
+            "name": "",
+            "description": "eci-secret-sync --check --online permission probe; must not be created",
+            "expires": "2000-01-01T00:00:00Z",
+        });
+        let req = self
+            .http
+            .post(self.url(paths::TOKENS))
+            .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+            .json(&body);
+        let bytes = match self.send_once(req).await {
+            Ok(bytes) => bytes,
+            Err(EciError::PermissionDenied { code, message }) => {
+                return Ok(CreateProbe::Denied(
+                    EciError::PermissionDenied { code, message }.to_string(),
+                ));
+            }
+            Err(EciError::Invalid {
+                status: 400 | 422, ..
+            }) => return Ok(CreateProbe::Allowed),
+            Err(e) => return Err(e),
+        };
+        let id = serde_json::from_slice::<WireToken>(&bytes)
+            .map(|w| w.id)
+            .map_err(|e| {
+                EciError::Decode(format!(
+                    "the permission probe was accepted and may have created a token, but the reply could not be read ({}); look for a token with an empty name",
+                    scrub(&e.to_string())
+                ))
+            })?;
+        let deleted = self.delete(&id).await;
+        Ok(CreateProbe::Created { id, deleted })
     }
 
     /// Delete a token. A token that is already gone counts as deleted (`Ok(false)`).
