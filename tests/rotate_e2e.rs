@@ -340,3 +340,80 @@ async fn force_and_token_filter_rotate_only_the_named_token() {
     );
     world.assert_no_leak().await;
 }
+
+#[tokio::test]
+async fn dependabot_and_selected_org_secrets() {
+    let world = World::new().await;
+    world
+        .admin_post("/github/repos", json!({"full_name": "acme/api"}))
+        .await;
+    let web = world
+        .admin_post("/github/repos", json!({"full_name": "acme/web"}))
+        .await;
+    let api = world.admin_get("/github/repos").await;
+    let api_id = api
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["full_name"] == "acme/api"))
+        .map(|r| r["id"].clone())
+        .expect("acme/api id");
+    world
+        .seed_token("registry", Some(chrono::Duration::days(1)))
+        .await;
+    let policy = world.policy(
+        r#"
+[[token]]
+name = "registry"
+
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_REGISTRY_TOKEN"
+  app = "dependabot"
+
+  [[token.github]]
+  org = "acme"
+  secret = "ECI_REGISTRY_TOKEN"
+  app = "dependabot"
+  visibility = "all"
+
+  [[token.github]]
+  org = "acme"
+  secret = "ECI_TOKEN"
+  visibility = "selected"
+  repositories = ["web", "api"]
+"#,
+    );
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let new = world.eci_named("registry").await.pop().expect("registry");
+    let value = value_of(&new);
+    for (scope, name) in [
+        ("repo-dependabot:acme/web", "ECI_REGISTRY_TOKEN"),
+        ("org-dependabot:acme", "ECI_REGISTRY_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let secret = world
+            .github_secret(scope, name)
+            .await
+            .unwrap_or_else(|| panic!("{scope} {name} written"));
+        let plain = decrypt_with_scope_key(&world, scope, &secret).await;
+        assert!(plain == value, "{scope} {name} holds the new value");
+    }
+    let selected = world
+        .github_secret("org:acme", "ECI_TOKEN")
+        .await
+        .expect("org secret");
+    assert_eq!(selected["visibility"], "selected");
+    let ids = selected["selected_repository_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(ids.contains(&web["id"]) && ids.contains(&api_id), "{ids:?}");
+    assert!(
+        world
+            .github_secret("repo:acme/web", "ECI_REGISTRY_TOKEN")
+            .await
+            .is_none(),
+        "Dependabot secrets are not Actions secrets"
+    );
+    world.assert_no_leak().await;
+}

@@ -678,6 +678,9 @@ impl Engine {
         report: &mut TokenReport,
     ) -> Step<()> {
         let new_id = rot.new_id.clone().unwrap_or_default();
+        // Known from here on, also when a destination fails below.
+        report.new_id = rot.new_id.clone();
+        report.new_expires = rot.new_expires;
         self.eci
             .with_token(value.clone())
             .whoami()
