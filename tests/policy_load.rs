@@ -563,3 +563,31 @@ fn unreadable_policy_file() {
         )
     );
 }
+
+#[test]
+fn email_channel_addresses_and_clear_text_smtp() {
+    let source = format!(
+        "{ECI}[notify]\n\n[[notify.channel]]\nkind = \"email\"\nsmtp_host = \"smtp.example.com\"\nsmtp_tls = \"none\"\nfrom = \"not an address\"\nto = [\"ops@example.com\", \"nobody\"]\n"
+    );
+    let errs = errors(&source);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("policy.toml:8:1: notify.channel[0].smtp_tls: smtp_tls = \"none\" sends credentials and mail in clear text"), "{errs:#?}");
+    assert!(
+        errs[1].starts_with(
+            "policy.toml:9:8: notify.channel[0].from: \"not an address\" is not an email address"
+        ),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with(
+            "policy.toml:10:26: notify.channel[0].to[1]: \"nobody\" is not an email address"
+        ),
+        "{errs:#?}"
+    );
+    // Loopback may go without TLS.
+    let local = source
+        .replace("smtp.example.com", "127.0.0.1")
+        .replace("not an address", "eci-secret-sync@example.com")
+        .replace(", \"nobody\"", "");
+    assert!(parse(&local).is_ok(), "{:?}", parse(&local).err());
+}

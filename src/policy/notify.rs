@@ -179,7 +179,23 @@ fn email(cx: &mut Ctx<'_>, t: &Table<'_, '_>, channel: &mut ChannelPolicy) -> bo
             cx.error(&t.key_span(have), t.key(have), message);
         }
     }
-    channel.from = t.required_text(cx, "from").map(|f| f.into_inner());
+    if channel.smtp_tls.as_deref() == Some("none")
+        && let Some(host) = &channel.smtp_host
+        && !is_loopback_host(host)
+    {
+        let message = format!(
+            "smtp_tls = \"none\" sends credentials and mail in clear text; only allowed for a loopback host, not {host:?}"
+        );
+        cx.error(&t.key_span("smtp_tls"), t.key("smtp_tls"), message);
+    }
+    let from = t.required_text(cx, "from");
+    if let Some(f) = &from
+        && let Err(e) = f.get_ref().parse::<lettre::message::Mailbox>()
+    {
+        let message = format!("{:?} is not an email address ({e})", f.get_ref());
+        cx.error(&f.span(), t.key("from"), message);
+    }
+    channel.from = from.map(|f| f.into_inner());
     match t.get("to").map(|node| node.get_ref()) {
         None => t.missing(cx, "to", "a list of addresses"),
         Some(DeValue::Array(items)) if items.is_empty() => {
@@ -188,8 +204,22 @@ fn email(cx: &mut Ctx<'_>, t: &Table<'_, '_>, channel: &mut ChannelPolicy) -> bo
         }
         Some(_) => {
             let to = t.strings(cx, "to").unwrap_or_default();
+            for (i, item) in to.iter().enumerate() {
+                if let Err(e) = item.get_ref().parse::<lettre::message::Mailbox>() {
+                    let message = format!("{:?} is not an email address ({e})", item.get_ref());
+                    cx.error(&item.span(), format!("{}[{i}]", t.key("to")), message);
+                }
+            }
             channel.to = to.into_iter().map(|s| s.into_inner()).collect();
         }
     }
     channel.smtp_host.is_some() && channel.from.is_some() && !channel.to.is_empty()
+}
+
+/// `localhost`, or an address in 127.0.0.0/8 or ::1.
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
