@@ -8,12 +8,16 @@ Modes:
   (none)          run as a daemon: rotate what is due at each scheduled time
   --rotate-now    rotate every due token once, print a summary, exit
   --check         validate the policy and resolve the credentials it names, exit
+    --online      with --check: also prove access (ECI who-am-I and create permission,
+                  Vault login and write capability on each path, GitHub access to each
+                  scope's public key); changes nothing
   --status        show every token's expiry, rotation state and destinations, exit
   --abandon NAME  close NAME's open rotation (its replacement is deleted if unused), exit
 
 Exit codes:
   0   all good
-  1   some rotation failed (the old token was kept; nothing unsafe was done)
+  1   some rotation failed (the old token was kept; nothing unsafe was done), or a
+      server was unreachable or refused (--check --online)
   2   bad command line
   78  the policy is invalid (file:line:column and key are printed)";
 
@@ -52,6 +56,11 @@ pub struct Cli {
     /// Validate the policy and the credentials it names, then exit.
     #[arg(long)]
     pub check: bool,
+
+    /// With --check: also prove access (ECI who-am-I and create permission, Vault login and
+    /// write capability on each destination, GitHub access to each scope). Changes nothing.
+    #[arg(long, requires = "check")]
+    pub online: bool,
 
     /// Show every token: expiry, when it rotates, state, each destination's last result, last
     /// rotation, next runs.

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod daemon;
 pub mod destination;

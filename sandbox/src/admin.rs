@@ -12,7 +12,7 @@ use crate::eci_store::EciStore;
 use crate::faults::{FaultSpec, LatencySpec, Traffic, validate};
 use crate::github_world::GithubWorld;
 use crate::state::{AppState, lock};
-use crate::{admin_eci, admin_github};
+use crate::{admin_eci, admin_github, admin_github_app};
 
 /// An admin error: `{"error": "..."}`.
 #[derive(Debug)]
@@ -65,6 +65,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/requests", get(requests).delete(clear_requests))
         .merge(admin_eci::router())
         .merge(admin_github::router())
+        .merge(admin_github_app::router())
         .fallback(|| async { AdminError::not_found("no such admin endpoint") })
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crypto_box::SecretKey;
 use rand::{Rng, RngCore};
 
+use crate::github_app::Apps;
 use crate::timefmt::now_seconds;
 
 /// A scope's Curve25519 key pair and GitHub-style numeric `key_id`.
@@ -185,6 +186,8 @@ pub(crate) struct GithubWorld {
     /// Ids of repository owners that are users, not organizations.
     users: BTreeMap<String, u64>,
     next_id: u64,
+    /// GitHub Apps and the installation tokens issued for them.
+    pub apps: Apps,
 }
 
 impl GithubWorld {
@@ -195,6 +198,7 @@ impl GithubWorld {
             orgs: BTreeMap::new(),
             users: BTreeMap::new(),
             next_id: 700_000_001,
+            apps: Apps::default(),
         }
     }
 
@@ -204,7 +208,7 @@ impl GithubWorld {
     }
 
     pub(crate) fn accepts(&self, credential: &str) -> bool {
-        self.tokens.iter().any(|t| t == credential)
+        self.tokens.iter().any(|t| t == credential) || self.apps.accepts(credential)
     }
 
     /// Creates `owner/name` (or returns the existing one); `(id, created)`.

@@ -1,15 +1,18 @@
 //! Local stand-ins for the ECI token API and GitHub's secrets API, with an admin API for tests.
 //!
-//! One axum server serves `/eci/api` (fake ECI), `/github` (fake GitHub REST) and `/admin`.
+//! One axum server serves `/eci/api` (fake ECI), `/github` (fake GitHub REST, with GitHub App
+//! installation tokens) and `/admin`.
 
 mod admin;
 mod admin_eci;
 mod admin_github;
+mod admin_github_app;
 mod eci;
 mod eci_error;
 mod eci_store;
 mod faults;
 mod github;
+mod github_app;
 mod github_json;
 mod github_world;
 mod ilike;
@@ -64,7 +67,10 @@ pub struct Sandbox {
 fn app(state: AppState) -> Router {
     let apis = Router::new()
         .nest("/eci/api", eci::router(state.clone()))
-        .nest("/github", github::router(state.clone()))
+        .nest(
+            "/github",
+            github::router(state.clone()).merge(github_app::router()),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             traffic::traffic,

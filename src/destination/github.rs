@@ -190,6 +190,82 @@ impl Github {
         }
     }
 
+    /// Prove this client can write `dest`'s scope without writing: fetch the scope's public key
+    /// and, for an organization secret with `selected` repositories, resolve each repository.
+    /// A 404 says which repository, environment or organization does not exist or is not
+    /// visible to the credential.
+    pub async fn check_scope(&self, dest: &GithubDestination) -> Result<(), DestError> {
+        let base = scope_path(dest);
+        let url = base_key_path(&base);
+        let reply = self.request(http::Method::GET, &url, None).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            let missing = self.missing_scope(&dest.target).await?;
+            return Err(DestError::fatal(format!(
+                "{missing} does not exist or the token cannot see it (GET {url} returned 404)"
+            )));
+        }
+        if reply.status != StatusCode::OK {
+            return Err(reply_error("GET", &url, &reply));
+        }
+        let key: PublicKey = serde_json::from_str(&reply.body).map_err(|e| {
+            DestError::fatal(format!("GitHub GET {url}: unreadable public key: {e}"))
+        })?;
+        // Sealing an empty value proves the key is a usable Curve25519 key.
+        seal(&key, &SecretValue::new(""))?;
+        self.keys.lock().await.insert(base, key);
+        if let GithubTarget::Org {
+            org,
+            visibility: Visibility::Selected,
+            repositories,
+        } = &dest.target
+        {
+            let mut missing = Vec::new();
+            for r in repositories {
+                let path = format!("/repos/{}/{}", segment(org), segment(r));
+                if !self.exists(&path).await? {
+                    missing.push(format!("{org}/{r}"));
+                }
+            }
+            if !missing.is_empty() {
+                return Err(DestError::fatal(format!(
+                    "selected repository {} does not exist or the token cannot see it",
+                    missing.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Which part of a scope whose public key was not found is missing.
+    async fn missing_scope(&self, target: &GithubTarget) -> Result<String, DestError> {
+        Ok(match target {
+            GithubTarget::Repo { owner, repo } => format!("repository {owner}/{repo}"),
+            GithubTarget::Environment {
+                owner,
+                repo,
+                environment,
+            } => {
+                let path = format!("/repos/{}/{}", segment(owner), segment(repo));
+                if self.exists(&path).await? {
+                    format!("environment `{environment}` of {owner}/{repo}")
+                } else {
+                    format!("repository {owner}/{repo}")
+                }
+            }
+            GithubTarget::Org { org, .. } => format!("organization {org}"),
+        })
+    }
+
+    /// `GET path` answered 200 (true) or 404 (false); anything else is an error.
+    async fn exists(&self, path: &str) -> Result<bool, DestError> {
+        let reply = self.request(http::Method::GET, path, None).await?;
+        match reply.status {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(reply_error("GET", path, &reply)),
+        }
+    }
+
     async fn public_key(&self, base: &str, refresh: bool) -> Result<PublicKey, DestError> {
         if !refresh && let Some(k) = self.keys.lock().await.get(base) {
             return Ok(k.clone());

@@ -292,8 +292,87 @@ impl Vault {
         }
     }
 
+    /// Prove the logged-in token is alive (`auth/token/lookup-self`). A token from the policy
+    /// (`method = "token"`) is only put on the client by [`Vault::connect`]; this asks the server.
+    pub async fn check_login(&self) -> Result<(), DestError> {
+        let client = self.client.read().await;
+        let request = RawRequest {
+            path: "auth/token/lookup-self".into(),
+            method: rustify::enums::RequestMethod::GET,
+            body: None,
+        };
+        vaultrs::api::exec_with_result(&*client, request)
+            .await
+            .map(|_| ())
+            .map_err(|e| classify("Vault token lookup-self", &e))
+    }
+
+    /// What the logged-in token may do on each of `paths` (full API paths such as
+    /// `secret/data/ci/deploy`), from `sys/capabilities-self`: path → capabilities (`read`,
+    /// `create`, `update`, `delete`, `list`, `sudo`, `root`, `deny`, ...).
+    pub async fn capabilities_self(
+        &self,
+        paths: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, DestError> {
+        let client = self.client.read().await;
+        let request = RawRequest {
+            path: "sys/capabilities-self".into(),
+            method: rustify::enums::RequestMethod::POST,
+            body: Some(serde_json::json!({ "paths": paths })),
+        };
+        let reply = vaultrs::api::exec_with_result(&*client, request)
+            .await
+            .map_err(|e| classify("Vault sys/capabilities-self", &e))?;
+        let mut out = HashMap::new();
+        for path in paths {
+            let caps = reply
+                .get(path)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .ok_or_else(|| {
+                    DestError::fatal(format!("Vault sys/capabilities-self: no answer for {path}"))
+                })?;
+            out.insert(path.clone(), caps);
+        }
+        Ok(out)
+    }
+
     fn can_relogin(&self) -> bool {
         !matches!(self.auth, VaultAuth::Token { .. })
+    }
+}
+
+/// A Vault API call vaultrs has no helper for; the reply's `data` as JSON.
+struct RawRequest {
+    path: String,
+    method: rustify::enums::RequestMethod,
+    body: Option<Value>,
+}
+
+impl rustify::Endpoint for RawRequest {
+    type Response = Map<String, Value>;
+    const REQUEST_BODY_TYPE: rustify::enums::RequestType = rustify::enums::RequestType::JSON;
+    const RESPONSE_BODY_TYPE: rustify::enums::ResponseType = rustify::enums::ResponseType::JSON;
+
+    fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    fn method(&self) -> rustify::enums::RequestMethod {
+        self.method.clone()
+    }
+
+    fn body(&self) -> Result<Option<Vec<u8>>, rustify::errors::ClientError> {
+        self.body
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| rustify::errors::ClientError::DataParseError { source: e.into() })
     }
 }
 
