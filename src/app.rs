@@ -39,7 +39,16 @@ pub async fn run(cli: &Cli) -> u8 {
                 policy.tokens.len()
             );
             print!("{}", crate::daemon::next_runs_text(&policy));
-            exit::OK
+            if !cli.online {
+                return exit::OK;
+            }
+            let report = crate::check::run(&policy, &mut |c| println!("{c}")).await;
+            println!("{}", report.summary());
+            if report.failed() > 0 {
+                exit::FAILED
+            } else {
+                exit::OK
+            }
         }
         Mode::RotateNow => rotate_now(cli, &policy).await,
         Mode::Status => status(cli, &policy).await,
