@@ -288,7 +288,7 @@ fn own_credential(policy: &Policy) -> Option<OwnCredential> {
 }
 
 /// The token this product calls ECI with.
-async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<SecretValue, String> {
+pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<SecretValue, String> {
     match &policy.eci.token {
         SecretRef::Vault { path, key } => {
             let vault = vault
@@ -301,8 +301,13 @@ async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Secret
             vault
                 .read_value(&dest)
                 .await
-                .map_err(|e| format!("reading the ECI credential from Vault: {e}"))?
-                .ok_or_else(|| format!("the ECI credential is not in Vault at {path}#{key}"))
+                .map_err(|e| format!("ECI credential ({}): {e}", policy.eci.token.describe()))?
+                .ok_or_else(|| {
+                    format!(
+                        "ECI credential ({}): no key `{key}` in that Vault secret",
+                        policy.eci.token.describe()
+                    )
+                })
         }
         other => other
             .resolve()

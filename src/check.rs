@@ -4,8 +4,7 @@ use crate::destination::github::Github;
 use crate::destination::vault::Vault;
 use crate::eci::{CreateProbe, EciClient, Token};
 use crate::policy::{
-    GithubDestination, GithubTarget, Policy, SecretApp, SecretRef, VaultAuth, VaultDestination,
-    format_duration,
+    GithubDestination, GithubTarget, Policy, SecretApp, SecretRef, VaultAuth, format_duration,
 };
 use crate::rotation::report::when;
 use crate::secret::SecretValue;
@@ -263,49 +262,19 @@ fn default_mount(policy: &Policy) -> &str {
     policy.vault.as_ref().map_or("secret", |v| v.mount.as_str())
 }
 
-/// The token this program calls ECI with, as `app` resolves it.
+/// The token this program calls ECI with, resolved as every mode resolves it.
 async fn eci_credential(
     policy: &Policy,
     vault: Option<&Result<Vault, String>>,
 ) -> Result<SecretValue, String> {
-    let source = &policy.eci.token;
-    let (path, key) = match source {
-        SecretRef::Vault { path, key } => (path, key),
-        other => {
-            return other
-                .resolve()
-                .map_err(|e| format!("ECI credential ({}): {e}", other.describe()));
-        }
-    };
-    let vault = match vault {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            return Err(format!(
-                "ECI credential ({}): Vault login failed: {e}",
-                source.describe()
-            ));
-        }
-        None => {
-            return Err(
-                "[eci] token is read from Vault, but the policy has no [vault] section".into(),
-            );
-        }
-    };
-    let dest = VaultDestination {
-        mount: None,
-        path: path.clone(),
-        key: key.clone(),
-    };
-    vault
-        .read_value(&dest)
-        .await
-        .map_err(|e| format!("ECI credential ({}): {e}", source.describe()))?
-        .ok_or_else(|| {
-            format!(
-                "ECI credential ({}): no key `{key}` in that Vault secret",
-                source.describe()
-            )
-        })
+    if let (SecretRef::Vault { .. }, Some(Err(e))) = (&policy.eci.token, vault) {
+        return Err(format!(
+            "ECI credential ({}): Vault login failed: {e}",
+            policy.eci.token.describe()
+        ));
+    }
+    let vault = vault.and_then(|v| v.as_ref().ok());
+    crate::app::eci_credential(policy, vault).await
 }
 
 /// Capabilities a destination (or the credential's source) needs on one API path: always
