@@ -13,6 +13,7 @@ mod signals;
 mod systemd;
 
 use crate::cli::Cli;
+use crate::destination::vault::TokenRenewal;
 use crate::exit;
 use crate::policy::{self, Policy};
 use crate::schedule::Schedule;
@@ -67,11 +68,11 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
             return exit::FAILED;
         }
     };
-    if let Some(listen) = &policy.metrics.listen {
-        if let Err(e) = crate::metrics::serve(listen).await {
-            eprintln!("error: [metrics] listen = {listen:?}: {e}");
-            return exit::FAILED;
-        }
+    if let Some(listen) = &policy.metrics.listen
+        && let Err(e) = crate::metrics::serve(listen).await
+    {
+        eprintln!("error: [metrics] listen = {listen:?}: {e}");
+        return exit::FAILED;
     }
     let memory = match memory::load(&store) {
         Ok(m) => m,
@@ -82,6 +83,7 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
     };
     let now = Utc::now();
     let first = memory::first_run(&schedule, memory.as_ref(), now);
+    let vault_renewal = TokenRenewal::start(&policy);
     let mut daemon = Daemon {
         config: cli.config.clone(),
         policy: Arc::new(policy),
@@ -94,6 +96,7 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
         },
         running: None,
         reload_failed: false,
+        vault_renewal,
     };
     daemon.started(first, now);
     daemon.run(&mut signals).await
@@ -123,6 +126,8 @@ struct Daemon {
     next: Next,
     running: Option<Running>,
     reload_failed: bool,
+    /// Keeps a `method = "token"` Vault token alive between (and during) passes.
+    vault_renewal: Option<TokenRenewal>,
 }
 
 impl Daemon {
@@ -272,6 +277,7 @@ impl Daemon {
         }
         let retime = self.policy.schedule != new.schedule;
         self.policy = Arc::new(new);
+        self.vault_renewal = TokenRenewal::start(&self.policy);
         self.schedule = schedule;
         self.reload_failed = false;
         if retime {

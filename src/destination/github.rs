@@ -48,6 +48,16 @@ pub struct Github {
     write_gate: Mutex<Option<Instant>>,
     write_interval: Duration,
     backoff: Backoff,
+    /// Set when authenticating as a GitHub App installation.
+    app: Option<AppInstallation>,
+}
+
+/// The GitHub App installation a client acts as: its ids (for messages) and a gate so one
+/// installation-token exchange runs at a time.
+struct AppInstallation {
+    app_id: u64,
+    installation_id: u64,
+    exchange: Mutex<()>,
 }
 
 /// One raw reply: status, headers and body text.
@@ -66,6 +76,7 @@ impl Github {
             .set_connect_timeout(Some(section.timeout.min(Duration::from_secs(10))))
             .set_read_timeout(Some(section.timeout))
             .set_write_timeout(Some(section.timeout));
+        let mut app_installation = None;
         let crab = match &section.auth {
             GithubAuth::Token(r) => {
                 let token = r.resolve().map_err(|e| {
@@ -95,9 +106,17 @@ impl Github {
                     .app((*app_id).into(), key)
                     .build()
                     .map_err(|e| DestError::fatal(format!("GitHub client: {e}")))?;
-                app.installation((*installation_id).into()).map_err(|e| {
+                // The installation client exchanges a JWT (signed with the key, 9 minutes) for an
+                // installation token on first use and caches it; see `installation_token`.
+                let installation = app.installation((*installation_id).into()).map_err(|e| {
                     DestError::fatal(format!("GitHub App installation {installation_id}: {e}"))
-                })?
+                })?;
+                app_installation = Some(AppInstallation {
+                    app_id: *app_id,
+                    installation_id: *installation_id,
+                    exchange: Mutex::new(()),
+                });
+                installation
             }
         };
         Ok(Self {
@@ -107,7 +126,42 @@ impl Github {
             write_gate: Mutex::new(None),
             write_interval: section.write_interval,
             backoff: Backoff::default(),
+            app: app_installation,
         })
+    }
+
+    /// As a GitHub App: have a valid installation token before a request, so a refused JWT
+    /// (wrong key, wrong ids) is one clear error instead of a failed request retried. A personal
+    /// token needs nothing.
+    ///
+    /// octocrab keeps the token (GitHub's last an hour) and exchanges a new JWT for a new one
+    /// whenever less than 30 s of it is left, and once more when GitHub answers 401 (revoked,
+    /// or clocks apart); this only makes that exchange happen here, one at a time. Neither the
+    /// JWT nor the token is ever logged: the token stays inside octocrab.
+    async fn installation_token(&self) -> Result<(), DestError> {
+        let Some(app) = &self.app else {
+            return Ok(());
+        };
+        let _one_at_a_time = app.exchange.lock().await;
+        let mut attempt = 0;
+        loop {
+            let error = match self.crab.installation_token().await {
+                Ok(_) => return Ok(()),
+                Err(e) => app.exchange_error(&e),
+            };
+            if !error.retryable || attempt + 1 >= self.backoff.attempts {
+                return Err(error);
+            }
+            let delay = self.backoff.delay(attempt, error.wait);
+            tracing::info!(
+                app_id = app.app_id,
+                installation_id = app.installation_id,
+                ?delay,
+                "GitHub App installation token exchange failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
@@ -318,6 +372,7 @@ impl Github {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, DestError> {
+        self.installation_token().await?;
         let mut attempt = 0;
         loop {
             let result = self.send(method.clone(), path, body).await;
@@ -372,6 +427,44 @@ impl Github {
             headers,
             body,
         })
+    }
+}
+
+impl AppInstallation {
+    /// A failed JWT → installation token exchange: final when GitHub refused the app's
+    /// credentials, worth retrying when GitHub or the network failed.
+    fn exchange_error(&self, e: &octocrab::Error) -> DestError {
+        let (app_id, installation_id) = (self.app_id, self.installation_id);
+        let what = format!(
+            "GitHub App {app_id} installation {installation_id}: no installation token (POST /app/installations/{installation_id}/access_tokens)"
+        );
+        let octocrab::Error::GitHub { source, .. } = e else {
+            return DestError::transient(format!("{what}: {}", crate::eci::error_chain(e)));
+        };
+        let status = source.status_code;
+        let message = format!(
+            "{what} returned {}: {}",
+            status.as_u16(),
+            crate::secret::scrub(source.message.trim())
+        );
+        let limited = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN
+                && source.message.to_ascii_lowercase().contains("rate limit"));
+        if limited || status.is_server_error() {
+            let wait = source.rate_limit_reset.and_then(|reset| {
+                let now = u64::try_from(Utc::now().timestamp()).ok()?;
+                Some(Duration::from_secs(reset.saturating_sub(now).max(1)))
+            });
+            return DestError::transient(message).with_wait(wait);
+        }
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => {
+                "; check that private_key is this app's key and app_id is right"
+            }
+            StatusCode::NOT_FOUND => "; check installation_id: is the app installed there?",
+            _ => "",
+        };
+        DestError::fatal(format!("{message}{hint}"))
     }
 }
 

@@ -13,6 +13,9 @@ use vaultrs::api::kv2::requests::{
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
+mod renew;
+pub use renew::TokenRenewal;
+
 /// How many times a check-and-set conflict is re-read and retried before giving up.
 const CAS_ATTEMPTS: u32 = 5;
 
@@ -25,8 +28,19 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Build the client and log in with the policy's auth method.
+    /// Build the client and log in with the policy's auth method. A token from the policy
+    /// (`method = "token"`) is renewed here when less than half its lifetime is left.
     pub async fn connect(section: &VaultSection) -> Result<Self, DestError> {
+        let vault = Self::build(section)?;
+        vault.login().await?;
+        if matches!(vault.auth, VaultAuth::Token { .. }) {
+            vault.renew_at_connect().await;
+        }
+        Ok(vault)
+    }
+
+    /// The client, not yet logged in (the namespace, if any, goes on every request).
+    fn build(section: &VaultSection) -> Result<Self, DestError> {
         let mut settings = VaultClientSettingsBuilder::default();
         settings
             .address(section.address.as_str())
@@ -40,14 +54,12 @@ impl Vault {
             .map_err(|e| DestError::fatal(format!("Vault settings: {e}")))?;
         let client = VaultClient::new(settings)
             .map_err(|e| DestError::fatal(format!("Vault client: {}", describe(&e))))?;
-        let vault = Self {
+        Ok(Self {
             client: RwLock::new(client),
             auth: section.auth.clone(),
             default_mount: section.mount.clone(),
             backoff: Backoff::default(),
-        };
-        vault.login().await?;
-        Ok(vault)
+        })
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
