@@ -105,6 +105,39 @@ pub enum Mode {
 }
 
 impl Cli {
+    /// A flag given with a mode it does not apply to (clap's `requires` does not catch every
+    /// combination): refused with exit 2 rather than silently ignored.
+    pub fn misuse(&self) -> Option<String> {
+        let mode = self.mode();
+        let only = |given: bool, flag: &str, modes: &[Mode], with: &str| {
+            (given && !modes.contains(&mode)).then(|| format!("{flag} goes with {with} only"))
+        };
+        only(
+            self.dry_run,
+            "--dry-run",
+            &[Mode::RotateNow],
+            "--rotate-now",
+        )
+        .or_else(|| {
+            only(
+                !self.tokens.is_empty(),
+                "--token",
+                &[Mode::RotateNow],
+                "--rotate-now",
+            )
+        })
+        .or_else(|| {
+            only(
+                self.force,
+                "--force",
+                &[Mode::RotateNow, Mode::Abandon],
+                "--rotate-now or --abandon",
+            )
+        })
+        .or_else(|| only(self.json, "--json", &[Mode::Status], "--status"))
+        .or_else(|| only(self.online, "--online", &[Mode::Check], "--check"))
+    }
+
     pub fn mode(&self) -> Mode {
         if self.rotate_now {
             Mode::RotateNow

@@ -18,6 +18,8 @@ mod paths {
 
 /// Page size: the contract's maximum.
 const PAGE: usize = 100;
+/// More tokens than any account holds: a listing that goes on is a broken server.
+const MAX_TOKENS: usize = 100_000;
 
 /// An ECI access token as listed or created. `value` is `None` when the server did not return it.
 #[derive(Debug, Clone)]
@@ -225,7 +227,9 @@ impl EciClient {
     /// Every token whose name matches `name` exactly (the ILIKE filter narrows the listing,
     /// the exact comparison decides), oldest first.
     pub async fn list_named(&self, name: &str) -> Result<Vec<Token>, EciError> {
-        let all = self.list(Some(name)).await?;
+        // A backslash may be the server's LIKE escape character: list without the filter then.
+        let filter = (!name.contains('\\')).then_some(name);
+        let all = self.list(filter).await?;
         Ok(all.into_iter().filter(|t| t.name == name).collect())
     }
 
@@ -243,9 +247,23 @@ impl EciClient {
             let page: Vec<WireToken> = serde_json::from_slice(&body)
                 .map_err(|e| EciError::Decode(scrub(&e.to_string())))?;
             let n = page.len();
+            // A server that ignores `skip` would page forever: stop at a page seen before, and
+            // at a bound no real account reaches.
+            if let Some(first) = page.first()
+                && out.iter().any(|t: &Token| t.id == first.id)
+            {
+                return Err(EciError::Decode(format!(
+                    "the token list repeats itself at skip={skip} (the server ignores paging)"
+                )));
+            }
             out.extend(page.into_iter().map(Token::from));
             if n < PAGE {
                 return Ok(out);
+            }
+            if out.len() >= MAX_TOKENS {
+                return Err(EciError::Decode(format!(
+                    "the token list goes on past {MAX_TOKENS} tokens; giving up"
+                )));
             }
         }
     }

@@ -33,7 +33,7 @@ fn init_logging(cli: &Cli) {
     };
     let filter = std::env::var("ECI_SECRET_SYNC_LOG").unwrap_or_else(|_| default.to_string());
     let filter = EnvFilter::try_new(format!(
-        "{filter},rustify=off,vaultrs=off,octocrab=warn,hyper=warn"
+        "{filter},rustify=off,vaultrs=off,octocrab=off,hyper=warn"
     ))
     .unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

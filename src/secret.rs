@@ -62,25 +62,48 @@ impl From<String> for SecretValue {
     }
 }
 
-/// Replace anything shaped like an ECI token (`u_` + 43 URL-safe base64 characters) in `text`
-/// with `u_***`. Used on every server reply body before it can reach an error message.
+/// Prefixes of credentials that must never be echoed: ECI tokens (`u_`), GitHub tokens
+/// (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`) and Vault tokens (`hvs.`, `hvb.`,
+/// `hvr.`).
+const SECRET_PREFIXES: &[&str] = &[
+    "github_pat_",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "u_",
+];
+
+/// How many token characters after a prefix make it a credential (shorter runs are words
+/// such as `menu_item`).
+const MIN_SECRET_CHARS: usize = 16;
+
+/// Replace anything shaped like a credential in `text` (a prefix above followed by 16 or more
+/// URL-safe base64 characters, wherever it stands, even glued to other text or URL-encoded)
+/// with the prefix and `***`. Used on every server reply before it can reach an error message,
+/// a log line, the journal, the audit log or a notification.
 pub fn scrub(text: &str) -> String {
-    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'u' && bytes.get(i + 1) == Some(&b'_') && (i == 0 || !is_b64(bytes[i - 1]))
-        {
-            let run = bytes[i + 2..].iter().take_while(|b| is_b64(**b)).count();
-            if run >= 20 {
-                out.push_str("u_***");
-                i += 2 + run;
-                continue;
+    let mut rest = text;
+    'outer: while !rest.is_empty() {
+        for prefix in SECRET_PREFIXES {
+            if let Some(tail) = rest.strip_prefix(prefix) {
+                let run = tail.bytes().take_while(|b| is_b64(*b)).count();
+                if run >= MIN_SECRET_CHARS {
+                    out.push_str(prefix);
+                    out.push_str("***");
+                    rest = &tail[run..];
+                    continue 'outer;
+                }
             }
         }
-        let ch = text[i..].chars().next().unwrap_or('\u{fffd}');
+        let ch = rest.chars().next().unwrap_or('\u{fffd}');
         out.push(ch);
-        i += ch.len_utf8().max(1);
+        rest = &rest[ch.len_utf8().min(rest.len())..];
     }
     out
 }
@@ -104,5 +127,38 @@ mod tests {
     fn scrubs_token_shaped_strings() {
         let t = "error: token u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA is bad; menu_item ok";
         assert_eq!(scrub(t), "error: token u_*** is bad; menu_item ok");
+    }
+
+    #[test]
+    fn scrubs_credentials_glued_to_other_text() {
+        let eci = "u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA";
+        for (input, want) in [
+            (format!("Bearer%20{eci}"), "Bearer%20u_***".to_string()),
+            (
+                format!("token%3D{eci}&x=1"),
+                "token%3Du_***&x=1".to_string(),
+            ),
+            (format!("tok{eci}end"), "toku_***".to_string()),
+            (
+                "ghp_abcdefghijklmnopqrstuvwxyz0123456789".into(),
+                "ghp_***".into(),
+            ),
+            (
+                "github_pat_11ABCDEFG0123456789_abcdefghijklmnop".into(),
+                "github_pat_***".into(),
+            ),
+            (
+                "x-vault-token: hvs.CAESIabcdefghijklmnopqrstuvwxyz".into(),
+                "x-vault-token: hvs.***".into(),
+            ),
+            (
+                "ghs_ short and u_short stay".into(),
+                "ghs_ short and u_short stay".into(),
+            ),
+        ] {
+            let got = scrub(&input);
+            assert_eq!(got, want);
+            assert!(!got.contains(eci));
+        }
     }
 }

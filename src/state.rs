@@ -31,9 +31,14 @@ pub enum StateError {
     #[error("state file {path} is unreadable: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error(
-        "another eci-secret-sync holds the lock on {path} (a daemon or a one-shot run); waited {waited:?}"
+        "another eci-secret-sync{holder} holds the lock on {path} (a daemon pass or a one-shot run); \
+         waited {}s, then gave up without changing anything", waited.as_secs()
     )]
-    Locked { path: PathBuf, waited: Duration },
+    Locked {
+        path: PathBuf,
+        waited: Duration,
+        holder: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
@@ -57,7 +62,7 @@ pub struct LockGuard {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        for sub in ["", "rotations", "tokens"] {
+        for sub in ["", "rotations", "tokens", "held"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(io(&d))?;
             fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
@@ -91,14 +96,27 @@ impl Store {
         let start = Instant::now();
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(LockGuard { _file: file }),
+                Ok(()) => {
+                    // Who holds it, for the message another instance prints.
+                    let mut f = &file;
+                    let _ = f
+                        .set_len(0)
+                        .and_then(|()| write!(f, "{}", std::process::id()));
+                    return Ok(LockGuard { _file: file });
+                }
                 Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
+                    let holder = fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|p| p.trim().parse::<u32>().ok())
+                        .map(|pid| format!(" (pid {pid})"))
+                        .unwrap_or_default();
                     return Err(StateError::Locked {
                         path,
                         waited: start.elapsed(),
+                        holder,
                     });
                 }
                 Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),

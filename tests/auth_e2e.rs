@@ -364,9 +364,15 @@ async fn github_app_with_the_wrong_key_fails_clearly_and_keeps_the_old_token() {
         app.exchange_path().trim_start_matches("/github")
     );
     assert!(run.stdout.contains(&says), "{}", run.all());
-    // A refused JWT is final: one exchange per destination, no retries, no secret touched.
+    // A refused JWT is final: one exchange, before any replacement is made; no retries, no
+    // secret touched.
     let exchanges = logged(&world, "POST", &app.exchange_path()).await;
-    assert_eq!(exchanges.len(), 3, "{exchanges:?}");
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        1,
+        "no replacement made for destinations that cannot be reached"
+    );
     assert!(exchanges.iter().all(|e| e["status"] == 401));
     assert!(
         request_log(&world)

@@ -177,6 +177,12 @@ async fn kill_and_converge(point: &Point) -> Result<(), String> {
     if !orphans.is_empty() {
         return Err(format!("{} orphan replacement(s) left", orphans.len()));
     }
+    // Never token after token: exactly one replacement was ever created (seeded: the
+    // program's own credential and the old token).
+    let ever = world.eci_tokens().await.len() + deleted.as_array().map_or(0, Vec::len);
+    if ever != 3 {
+        return Err(format!("{} replacements were created, not 1", ever - 2));
+    }
     world.assert_no_leak().await;
     Ok(())
 }

@@ -127,10 +127,11 @@ async fn lock(store: &Store) -> Result<LockGuard, StateError> {
                 }
                 tokio::time::sleep(LOCK_POLL).await;
             }
-            Err(StateError::Locked { path, .. }) => {
+            Err(StateError::Locked { path, holder, .. }) => {
                 return Err(StateError::Locked {
                     path,
                     waited: start.elapsed(),
+                    holder,
                 });
             }
             Err(e) => return Err(e),

@@ -164,6 +164,12 @@ impl Github {
         }
     }
 
+    /// Whether the client can authenticate now (a GitHub App exchanges its installation
+    /// token): checked before a replacement is made for a token with GitHub destinations.
+    pub async fn ready(&self) -> Result<(), DestError> {
+        self.installation_token().await
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

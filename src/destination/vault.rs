@@ -34,6 +34,9 @@ impl Vault {
         let vault = Self::build(section)?;
         vault.login().await?;
         if matches!(vault.auth, VaultAuth::Token { .. }) {
+            // A login with a given token sends nothing: prove the server answers and is
+            // unsealed before any replacement is made for a Vault destination.
+            vault.check_reachable().await?;
             vault.renew_at_connect().await;
         }
         Ok(vault)
@@ -211,7 +214,14 @@ impl Vault {
                 };
                 Ok((data, Some(resp.metadata.version)))
             }
-            Err(e) if status_of(&e) == Some(404) => Ok((Map::new(), None)),
+            Err(e) if status_of(&e) == Some(404) => {
+                // Absent, or its latest version deleted or destroyed: then check-and-set must
+                // name the current version, which only the metadata still knows.
+                match vaultrs::kv2::read_metadata(&*client, mount, path).await {
+                    Ok(m) if m.current_version > 0 => Ok((Map::new(), Some(m.current_version))),
+                    _ => Ok((Map::new(), None)),
+                }
+            }
             Err(e) => Err(classify(&format!("reading Vault {mount}/{path}"), &e)),
         }
     }
@@ -306,6 +316,22 @@ impl Vault {
 
     /// Prove the logged-in token is alive (`auth/token/lookup-self`). A token from the policy
     /// (`method = "token"`) is only put on the client by [`Vault::connect`]; this asks the server.
+    /// `sys/health`: the server answers and is unsealed (a standby counts: it forwards writes).
+    pub async fn check_reachable(&self) -> Result<(), DestError> {
+        let client = self.client.read().await;
+        let request = RawRequest {
+            path: "sys/health".into(),
+            method: rustify::enums::RequestMethod::GET,
+            body: None,
+        };
+        match vaultrs::api::exec_with_empty(&*client, request).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(429 | 472 | 473)) => Ok(()),
+            Err(e) if status_of(&e) == Some(503) => Err(DestError::transient("Vault is sealed")),
+            Err(e) => Err(classify("Vault sys/health", &e)),
+        }
+    }
+
     pub async fn check_login(&self) -> Result<(), DestError> {
         let client = self.client.read().await;
         let request = RawRequest {
@@ -436,9 +462,12 @@ fn describe(e: &ClientError) -> String {
                 format!("HTTP {code}")
             }
             rustify::errors::ClientError::RequestError { source, url, .. } => {
+                // The chain names the URL again (with its query): say it once.
+                let chain = crate::eci::error_chain(source.as_ref());
+                let base = url.split('?').next().unwrap_or(url);
                 format!(
-                    "cannot reach {url}: {}",
-                    crate::eci::error_chain(source.as_ref())
+                    "cannot reach {base}: {}",
+                    chain.replace(url.as_str(), "it").replace(base, "it")
                 )
             }
             other => other.to_string(),

@@ -31,6 +31,9 @@ const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 pub const ROTATIONS: &str = "rotations";
 pub const TOKENS: &str = "tokens";
+/// Per token: ids of replacements no rotation references that some destination may still
+/// hold; never deleted as orphans until a rotation of that token completes.
+pub const HELD: &str = "held";
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -50,6 +53,8 @@ pub struct Engine {
     /// The daemon's own credential, when `[eci] token` is read from a Vault destination that a
     /// policy token writes: that token's name and the destination the credential is read from.
     pub own_credential: Option<OwnCredential>,
+    /// Why Vault could not be connected, when a token writes to it.
+    pub vault_error: Option<String>,
 }
 
 /// Where the credential this process calls ECI with comes from, when it is itself rotated.
@@ -114,6 +119,17 @@ impl Engine {
             .await
             .map_err(|e| format!("listing tokens in ECI: {e}"))?;
         let open: Option<Rotation> = self.load(ROTATIONS, &policy.name)?;
+        if let Some(rot) = &open
+            && rot.version > journal::JOURNAL_VERSION
+        {
+            return Err(format!(
+                "the open rotation of {} was saved by a newer eci-secret-sync (journal version {}, this one \
+                 reads {}): refusing to act on it; run the newer version",
+                policy.name,
+                rot.version,
+                journal::JOURNAL_VERSION
+            ));
+        }
         let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
         let now = Utc::now();
         let plan = plan::decide(
@@ -142,9 +158,26 @@ impl Engine {
             ));
         }
         if !orphans.is_empty() {
-            let state_intact = open.is_some() || record.is_some();
-            self.clean_orphans(policy, &orphans, state_intact, opts.dry_run, report)
+            if open.is_some() {
+                // An open rotation may be about to adopt one of them (a create whose reply was
+                // lost): orphans are dealt with once it is done.
+                let ids: Vec<&str> = orphans.iter().map(|t| t.id.as_str()).collect();
+                report.warnings.push(format!(
+                    "other replacement(s) made by this program left alone while a rotation is open: {}",
+                    ids.join(", ")
+                ));
+            } else {
+                let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+                self.clean_orphans(
+                    policy,
+                    &orphans,
+                    record.is_some(),
+                    &held,
+                    opts.dry_run,
+                    report,
+                )
                 .await;
+            }
         }
         match plan.decision {
             Decision::Missing => Err(format!(
@@ -205,6 +238,7 @@ impl Engine {
                         .collect();
                     return Ok(());
                 }
+                self.destinations_ready(policy).await?;
                 let rot = Rotation::new(
                     &policy.name,
                     &current.id,
@@ -249,7 +283,11 @@ impl Engine {
                 .or_insert_with(DestState::pending);
         }
 
-        if rot.phase == Phase::Created && !rot.all_verified() {
+        if matches!(rot.phase, Phase::Created | Phase::Grace | Phase::Deleting)
+            && !rot.all_verified()
+        {
+            // Includes a destination added to the policy while the old token waits out its
+            // grace: it gets the new value before the old one may go.
             let value = match self.read_back(&mut rot, report).await? {
                 Some(v) => v,
                 None => self.create_replacement(policy, &mut rot, report).await?,
@@ -356,6 +394,7 @@ impl Engine {
                         .join(", ")
                 ));
             }
+            self.hold(name, &new_id)?;
             store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
             return Ok(format!(
                 "{name}: open rotation closed; replacement {new_id} kept alive because destinations hold it; old token {} kept",
@@ -387,15 +426,30 @@ impl Engine {
         policy: &TokenPolicy,
         orphans: &[&Token],
         state_intact: bool,
+        held: &[String],
         dry_run: bool,
         report: &mut TokenReport,
     ) {
         for orphan in orphans {
             let id = &orphan.id;
-            if dry_run || !state_intact {
+            let why_not = if dry_run {
+                Some("dry run")
+            } else if !state_intact {
+                Some(
+                    "no saved state proves that no destination holds it; delete it by hand once you know \
+                     (it is deleted automatically after the next complete rotation of this token)",
+                )
+            } else if held.contains(id) {
+                Some(
+                    "destinations may still hold it (kept by --abandon --force, or unreadable while in use); \
+                     it is deleted after the next complete rotation of this token",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why_not {
                 report.warnings.push(format!(
-                    "orphan replacement {id} (made by this program, used by no rotation) left alone: {}",
-                    if dry_run { "dry run" } else { "no saved state to prove no destination holds it" }
+                    "orphan replacement {id} (made by this program, used by no rotation) left alone: {why}"
                 ));
                 continue;
             }
@@ -452,6 +506,28 @@ impl Engine {
             }
         }
         Ok(false)
+    }
+
+    /// Every destination kind the token writes to can be reached and authenticated now:
+    /// otherwise no replacement is made (it could not be delivered).
+    async fn destinations_ready(&self, policy: &TokenPolicy) -> Step<()> {
+        if !policy.vault.is_empty() && self.vault.is_none() {
+            let why = self
+                .vault_error
+                .as_deref()
+                .unwrap_or("no [vault] section in the policy");
+            return Err(format!(
+                "{why}; no replacement was made, the old token is unchanged"
+            ));
+        }
+        if !policy.github.is_empty() {
+            self.github()
+                .map_err(|e| e.message)?
+                .ready()
+                .await
+                .map_err(|e| format!("{e}; no replacement was made, the old token is unchanged"))?;
+        }
+        Ok(())
     }
 
     /// Self-rotation: re-read the credential from where this program reads it at start, check it
@@ -518,10 +594,23 @@ impl Engine {
                     .push(format!("resumed with replacement {new_id}"));
                 Ok(Some(v))
             }
+            Ok(_) if rot.any_destination_written() => {
+                // Some destination holds it: it must stay alive. Start over with a new one,
+                // which every destination gets; this one is deleted as an orphan once a
+                // rotation has completed.
+                report.warnings.push(format!(
+                    "replacement {new_id}'s value cannot be read back from ECI and a destination already holds it: \
+                     keeping it alive and starting over with a new replacement"
+                ));
+                self.hold(&rot.token_name, &new_id)?;
+                rot.start_over();
+                self.save(rot)?;
+                Ok(None)
+            }
             Ok(_) => {
-                report
-                    .warnings
-                    .push(format!("replacement {new_id}'s value cannot be read back from ECI; deleting it and starting over"));
+                report.warnings.push(format!(
+                    "replacement {new_id}'s value cannot be read back from ECI; deleting it (no destination holds it) and starting over"
+                ));
                 self.eci
                     .delete(&new_id)
                     .await
@@ -848,8 +937,26 @@ impl Engine {
             .save(TOKENS, &rot.token_name, &record)
             .map_err(|e| e.to_string())?;
         store
+            .remove(HELD, &rot.token_name)
+            .map_err(|e| e.to_string())?;
+        store
             .remove(ROTATIONS, &rot.token_name)
             .map_err(|e| e.to_string())
+    }
+
+    /// Remember that `id` may still be held by a destination (see [`HELD`]).
+    fn hold(&self, name: &str, id: &str) -> Step<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut held: Vec<String> = store
+            .load(HELD, name)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if !held.iter().any(|h| h == id) {
+            held.push(id.to_string());
+        }
+        store.save(HELD, name, &held).map_err(|e| e.to_string())
     }
 
     fn audit(&self, entry: Entry<'_>) {

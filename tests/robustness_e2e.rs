@@ -1,0 +1,355 @@
+//! Cases found by trying to break the product: a replacement a destination holds is never
+//! deleted, a destination added during grace gets the value before the old token goes,
+//! credentials in server errors are masked wherever they end up, nothing is minted when Vault
+//! is down, and odd server states (soft-deleted secrets, endless listings, odd names) are met.
+
+mod common;
+
+use common::World;
+use serde_json::{Value, json};
+
+const GITHUB_TWO: &str = r#"
+[[token]]
+name = "ci-deploy"
+
+  [[token.vault]]
+  path = "ci/deploy"
+  key = "ECI_ACCESS_TOKEN"
+
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+
+  [[token.github]]
+  org = "acme"
+  secret = "ECI_TOKEN"
+  visibility = "private"
+"#;
+
+fn value_of(t: &Value) -> String {
+    t["token"].as_str().expect("value").to_string()
+}
+
+async fn ids(world: &World, name: &str) -> Vec<Value> {
+    world
+        .eci_named(name)
+        .await
+        .into_iter()
+        .map(|t| t["id"].clone())
+        .collect()
+}
+
+async fn org_put_fails(world: &World) {
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/orgs/acme/actions/secrets", "status": 422}),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_replacement_kept_by_abandon_force_is_not_deleted_while_destinations_hold_it() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let first = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    let forced = world
+        .run(&policy, &["--abandon", "ci-deploy", "--force"])
+        .await;
+    assert_eq!(forced.code, 0, "{}", forced.all());
+    world.admin_delete("/faults").await;
+
+    // The next rotation makes a new replacement and leaves the held one alone.
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!(
+            "orphan replacement {} (made by this program, used by no rotation) left alone",
+            first["id"].as_str().expect("id")
+        )),
+        "{}",
+        run.stdout
+    );
+    let live = ids(&world, "ci-deploy").await;
+    assert!(live.contains(&first["id"]), "the held replacement is alive");
+    assert!(!live.contains(&old["id"]), "the old token went");
+    assert_eq!(live.len(), 2);
+
+    // Every destination now holds the newest value: the held one is deleted next time.
+    let newest = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != first["id"])
+        .expect("newest");
+    let repo = world
+        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+        .await
+        .expect("repo secret");
+    assert!(
+        repo["value"] == value_of(&newest).as_str(),
+        "re-pushed to the repository"
+    );
+    let again = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert!(
+        again.stdout.contains("deleted orphan replacement"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(ids(&world, "ci-deploy").await, vec![newest["id"].clone()]);
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_replacement_that_destinations_hold_is_kept_and_replaced() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let first = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    world.admin_delete("/faults").await;
+    // ECI now refuses to show the replacement's value again.
+    let id = first["id"].as_str().expect("id");
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": format!("/user_access_token/{id}"), "status": 200,
+                   "body": {"id": id, "name": "ci-deploy", "description": "x [eci-secret-sync]"}}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("keeping it alive and starting over"),
+        "{}",
+        run.stdout
+    );
+    let live = ids(&world, "ci-deploy").await;
+    assert!(
+        live.contains(&first["id"]),
+        "never deleted while Vault and GitHub held it"
+    );
+    let newest = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != first["id"])
+        .expect("newest");
+    let vault = world.vault_read("ci/deploy").await.expect("vault");
+    assert!(vault["data"]["ECI_ACCESS_TOKEN"] == value_of(&newest).as_str());
+    for (scope, name) in [
+        ("repo:acme/web", "ECI_ACCESS_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let s = world.github_secret(scope, name).await.expect("secret");
+        assert!(
+            s["value"] == value_of(&newest).as_str(),
+            "{scope} holds the newest"
+        );
+    }
+    world.admin_delete("/faults").await;
+    let again = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(again.code, 0, "{}", again.all());
+    assert_eq!(
+        ids(&world, "ci-deploy").await,
+        vec![newest["id"].clone()],
+        "the kept one is cleaned up after"
+    );
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn a_destination_added_during_grace_gets_the_new_value_before_the_old_token_goes() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .admin_post(
+            "/github/secrets/seed",
+            json!({"scope": "repo:acme/web", "name": "ECI_ACCESS_TOKEN", "value": value_of(&old)}),
+        )
+        .await;
+    let vault_only = "[[token]]\nname = \"ci-deploy\"\ngrace = \"2s\"\n  [[token.vault]]\n  path = \"ci/deploy\"\n  key = \"ECI_ACCESS_TOKEN\"\n";
+    let policy = world.policy(vault_only);
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert!(first.stdout.contains("kept (grace)"), "{}", first.stdout);
+    world.policy(&format!(
+        "{vault_only}  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n"
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0]["id"], old["id"]);
+    let gh = world
+        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+        .await
+        .expect("secret");
+    assert!(
+        gh["value"] == value_of(&live[0]).as_str(),
+        "the added destination holds the live token"
+    );
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn credentials_inside_server_errors_are_masked_everywhere() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    let secret = value_of(&old);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/orgs/acme/actions/secrets", "status": 422,
+                   "body": {"message": format!("Bad credentials for token%3D{secret} and ghp_abcdefghijklmnopqrstuvwxyz0123456789")}}),
+        )
+        .await;
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "/user/user_access_token", "status": 400, "count": 1,
+                   "body": {"code": format!("C{secret}"), "message": format!("header Authorization: Bearer%20{secret}")}}),
+        )
+        .await;
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(first.code, 1);
+    let second = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(second.code, 1);
+    assert!(second.stdout.contains("token%3Du_***"), "{}", second.stdout);
+    let status = world.run(&policy, &["--status", "--json"]).await;
+    assert!(!status.stdout.contains("ghp_abcdefghijklmnop"));
+    world.note_printed(&status.stdout);
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn nothing_is_minted_when_vault_cannot_be_reached() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("gh-only", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(&format!(
+        "{GITHUB_TWO}\n[[token]]\nname = \"gh-only\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"GH_ONLY\"\n"
+    ));
+    world.bao.seal().await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("Vault is sealed; no replacement was made"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        1,
+        "nothing minted for the Vault token"
+    );
+    assert!(
+        run.stdout.contains("gh-only: rotated"),
+        "a token without Vault destinations still rotates: {}",
+        run.stdout
+    );
+    world.bao.unseal().await;
+    let again = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(again.code, 0, "{}", again.all());
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn a_soft_deleted_vault_secret_is_written_again() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .vault_write(
+            "ci/deploy",
+            json!({"ECI_ACCESS_TOKEN": "old", "OTHER": "x"}),
+        )
+        .await;
+    world
+        .bao
+        .api(reqwest::Method::DELETE, "secret/data/ci/deploy", None)
+        .await;
+    let policy = world.policy("[[token]]\nname = \"ci-deploy\"\n  [[token.vault]]\n  path = \"ci/deploy\"\n  key = \"ECI_ACCESS_TOKEN\"\n");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = world.eci_named("ci-deploy").await.pop().expect("live");
+    let data = world.vault_read("ci/deploy").await.expect("written again");
+    assert!(data["data"]["ECI_ACCESS_TOKEN"] == value_of(&live).as_str());
+    world.assert_no_leak().await;
+}
+
+#[tokio::test]
+async fn a_token_list_that_never_ends_is_refused() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let page: Vec<Value> = (0..100)
+        .map(|i| json!({"id": format!("00000000-0000-4000-8000-{i:012}"), "name": format!("other-{i}"), "token": null,
+                        "created": "2026-01-01T00:00:00Z", "expires": "2027-01-01T00:00:00Z"}))
+        .collect();
+    world
+        .admin_post("/faults", json!({"method": "GET", "path_contains": "/user/user_access_token", "status": 200, "body": page, "count": 50}))
+        .await;
+    let policy = world.policy("[[token]]\nname = \"ci-deploy\"\n");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("repeats itself"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn names_with_like_wildcards_and_backslashes_are_matched_exactly() {
+    let world = World::new().await;
+    let plain = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
+    let wild = world
+        .seed_token("ci_deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let slash = world
+        .seed_token("ci\\deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy =
+        world.policy("[[token]]\nname = \"ci_deploy\"\n\n[[token]]\nname = 'ci\\deploy'\n");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        ids(&world, "ci-deploy").await,
+        vec![plain["id"].clone()],
+        "a LIKE match is not the same name"
+    );
+    assert_ne!(ids(&world, "ci_deploy").await, vec![wild["id"].clone()]);
+    assert_ne!(ids(&world, "ci\\deploy").await, vec![slash["id"].clone()]);
+    assert_eq!(ids(&world, "ci\\deploy").await.len(), 1);
+    world.assert_no_leak().await;
+}
