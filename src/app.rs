@@ -13,6 +13,10 @@ use std::sync::Arc;
 
 /// Run the mode the command line selects.
 pub async fn run(cli: &Cli) -> u8 {
+    if let Some(misuse) = cli.misuse() {
+        eprintln!("error: {misuse}");
+        return exit::USAGE;
+    }
     let policy = match policy::load(&cli.config) {
         Ok(p) => p,
         Err(errors) => {
@@ -27,14 +31,16 @@ pub async fn run(cli: &Cli) -> u8 {
     for warning in crate::hardening::permission_warnings(&policy) {
         tracing::warn!("{warning}");
     }
-    if cli.force && !matches!(cli.mode(), Mode::RotateNow | Mode::Abandon) {
-        eprintln!("error: --force goes with --rotate-now or --abandon");
-        return exit::USAGE;
-    }
+
     match cli.mode() {
         Mode::Check => {
+            let vault_eci = if matches!(policy.eci.token, SecretRef::Vault { .. }) {
+                " (the Vault reference of [eci] token is checked by --check --online)"
+            } else {
+                ""
+            };
             println!(
-                "policy {} is valid: {} token(s), every credential reference resolves",
+                "policy {} is valid: {} token(s), every credential reference resolves{vault_eci}",
                 cli.config.display(),
                 policy.tokens.len()
             );
@@ -226,13 +232,20 @@ pub async fn build_engine(
 ) -> Result<Engine, String> {
     let needs_vault = destinations && policy.tokens.iter().any(|t| !t.vault.is_empty())
         || matches!(policy.eci.token, SecretRef::Vault { .. });
-    let vault = match (&policy.vault, needs_vault) {
-        (Some(section), true) => Some(Arc::new(
-            Vault::connect(section)
-                .await
-                .map_err(|e| format!("Vault at {}: {e}", section.address))?,
-        )),
-        _ => None,
+    // A Vault that cannot be reached stops only the tokens that write to it (before any
+    // replacement is made), unless the ECI credential itself is read from it.
+    let (vault, vault_error) = match (&policy.vault, needs_vault) {
+        (Some(section), true) => match Vault::connect(section).await {
+            Ok(v) => (Some(Arc::new(v)), None),
+            Err(e) => {
+                let message = format!("Vault at {}: {e}", section.address);
+                if matches!(policy.eci.token, SecretRef::Vault { .. }) {
+                    return Err(message);
+                }
+                (None, Some(message))
+            }
+        },
+        _ => (None, None),
     };
     let github = match (
         &policy.github,
@@ -258,6 +271,7 @@ pub async fn build_engine(
             .unwrap_or_else(|| "secret".into()),
         concurrency: policy.defaults.concurrency,
         own_credential: own_credential(policy),
+        vault_error,
     })
 }
 

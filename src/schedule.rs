@@ -91,6 +91,9 @@ impl Schedule {
 
     /// `2026-03-29 03:00:00 CEST (+02:00) = 2026-03-29 01:00:00 UTC`
     pub fn describe(&self, at: DateTime<Utc>) -> String {
+        if self.zone == chrono_tz::UTC {
+            return at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        }
         format!(
             "{} = {}",
             at.with_timezone(&self.zone)

@@ -403,7 +403,7 @@ name = "ci-deploy"
     );
     assert!(
         lines[1].starts_with(&format!(
-            "FAILED  Vault login at {} (token auth): Vault token lookup-self: HTTP 503",
+            "FAILED  Vault login at {} (token auth): Vault is sealed",
             world.bao.addr
         )),
         "{}",

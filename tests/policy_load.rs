@@ -36,6 +36,8 @@ fn setup_env() {
             // tests reads the environment from C code.
             unsafe { std::env::set_var(name, value) };
         }
+        // SAFETY: as above. Relative file references are looked up next to the policy only.
+        unsafe { std::env::remove_var("CREDENTIALS_DIRECTORY") };
     });
 }
 
@@ -512,7 +514,8 @@ fn file_references_resolve_next_to_the_policy() {
     assert_eq!(
         found,
         [format!(
-            "{shown}:4:9: github.token: cannot read file `{}`: no such file",
+            "{shown}:4:9: github.token: cannot read file `missing`: not in \
+             $CREDENTIALS_DIRECTORY (not set) nor at {}",
             missing.display()
         )]
     );
@@ -590,4 +593,195 @@ fn email_channel_addresses_and_clear_text_smtp() {
         .replace("not an address", "eci-secret-sync@example.com")
         .replace(", \"nobody\"", "");
     assert!(parse(&local).is_ok(), "{:?}", parse(&local).err());
+}
+
+fn tempdir() -> tempfile::TempDir {
+    match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => panic!("tempdir: {e}"),
+    }
+}
+
+/// A UTC date `days` from today, as a policy writes it.
+fn date_in(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Days::new(days.unsigned_abs()))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn a_date_lifetime_in_the_past_is_refused() {
+    let source = format!("{ECI}[defaults]\nlifetime = 2020-01-01\n");
+    assert_eq!(
+        errors(&source),
+        ["policy.toml:4:12: defaults.lifetime: lifetime 2020-01-01 is in the past"]
+    );
+    let source =
+        format!("{ECI}[[token]]\nname = \"a\"\nlifetime = \"2020-01-01T09:00:00+09:00\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:5:12: token[0].lifetime: lifetime 2020-01-01T09:00:00+09:00 is in the \
+             past"
+        ]
+    );
+}
+
+#[test]
+fn a_date_lifetime_within_rotate_before_is_refused() {
+    // Midnight UTC 14 days from today is at most 14d (the default rotate_before) away.
+    let near = date_in(14);
+    let source = format!("{ECI}[[token]]\nname = \"a\"\nlifetime = {near}\n");
+    assert_eq!(
+        errors(&source),
+        [format!(
+            "policy.toml:5:12: token[0].lifetime: lifetime {near} is within rotate_before (14d) \
+             from now: every run would rotate it"
+        )]
+    );
+    let source = format!("{ECI}[defaults]\nrotate_before = \"30d\"\nlifetime = \"{near}\"\n");
+    assert_eq!(
+        errors(&source),
+        [format!(
+            "policy.toml:5:12: defaults.lifetime: lifetime {near} is within rotate_before (30d) \
+             from now: every run would rotate it"
+        )]
+    );
+    // A date from [defaults] brought within reach by a token's own rotate_before.
+    let later = date_in(40);
+    let source = format!(
+        "{ECI}[defaults]\nlifetime = {later}\n[[token]]\nname = \"a\"\nrotate_before = \"60d\"\n"
+    );
+    assert_eq!(
+        errors(&source),
+        [format!(
+            "policy.toml:7:17: token[0].rotate_before: lifetime {later}T00:00:00Z is within \
+             rotate_before (60d) from now: every run would rotate it"
+        )]
+    );
+    // More than rotate_before away: accepted.
+    let source = format!("{ECI}[[token]]\nname = \"a\"\nlifetime = {}\n", date_in(15));
+    assert!(parse(&source).is_ok(), "{:?}", parse(&source).err());
+}
+
+#[test]
+fn jitter_and_grace_have_upper_bounds() {
+    let source = format!("{ECI}[schedule]\njitter = \"61m\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:4:10: schedule.jitter: must be at most 1h: jitter delays each run by \
+             up to this long"
+        ]
+    );
+    let source =
+        format!("{ECI}[defaults]\ngrace = \"31d\"\n[[token]]\nname = \"a\"\ngrace = \"5w\"\n");
+    let why = "the replaced token stays valid, and its rotation open, this long after the switch";
+    assert_eq!(
+        errors(&source),
+        [
+            format!("policy.toml:4:9: defaults.grace: must be at most 30d: {why}"),
+            format!("policy.toml:7:9: token[0].grace: must be at most 30d: {why}"),
+        ]
+    );
+    let source = format!(
+        "{ECI}[schedule]\njitter = \"1h\"\n[defaults]\ngrace = \"30d\"\nlifetime = \"90d\"\n"
+    );
+    assert!(parse(&source).is_ok(), "{:?}", parse(&source).err());
+}
+
+#[test]
+fn state_dir_must_not_be_a_file() {
+    let dir = tempdir();
+    let file = dir.path().join("state");
+    assert!(std::fs::write(&file, "").is_ok());
+    let source = format!("{ECI}[state]\ndir = \"{}\"\n", file.display());
+    assert_eq!(
+        errors(&source),
+        [format!(
+            "policy.toml:4:7: state.dir: {} exists but is not a directory",
+            file.display()
+        )]
+    );
+    // An existing folder, or one still to be created, is fine.
+    for ok in [dir.path().to_path_buf(), dir.path().join("later")] {
+        let source = format!("{ECI}[state]\ndir = \"{}\"\n", ok.display());
+        let loaded = parse(&source).map(|p| p.state.dir);
+        assert_eq!(loaded, Ok(Some(ok)));
+    }
+}
+
+/// Errors of a policy at `dir/policy.toml` whose `[eci] token` is `{ file = "<reference>" }`.
+fn file_ref_errors(dir: &Path, reference: &str) -> Vec<String> {
+    setup_env();
+    let policy_path = dir.join("policy.toml");
+    let source = format!("[eci]\ntoken = {{ file = \"{reference}\" }}\n");
+    match policy::parse(&source, &policy_path) {
+        Ok(_) => vec!["<loaded without errors>".to_owned()],
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn file_references_must_be_small_regular_files() {
+    let dir = tempdir();
+    let shown = dir.path().join("policy.toml").display().to_string();
+    assert_eq!(
+        file_ref_errors(dir.path(), "/dev/zero"),
+        [format!(
+            "{shown}:2:9: eci.token: credential file `/dev/zero` is not a regular file \
+             (a character device)"
+        )]
+    );
+    let fifo = dir.path().join("fifo");
+    let made = rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from(0o600));
+    assert!(made.is_ok(), "mkfifo: {made:?}");
+    assert_eq!(
+        file_ref_errors(dir.path(), "fifo"),
+        [format!(
+            "{shown}:2:9: eci.token: credential file `{}` is not a regular file (a FIFO)",
+            fifo.display()
+        )]
+    );
+    let big = dir.path().join("big");
+    let content = format!("{ECI_VALUE}\n").repeat(64 * 1024 / ECI_VALUE.len() + 1);
+    assert!(std::fs::write(&big, &content).is_ok());
+    let found = file_ref_errors(dir.path(), "big");
+    assert_eq!(
+        found,
+        [format!(
+            "{shown}:2:9: eci.token: credential file `{}` is larger than 64 KiB",
+            big.display()
+        )]
+    );
+    assert!(!found.concat().contains("u_Zb0e"));
+    let exact = dir.path().join("exact");
+    assert!(std::fs::write(&exact, "x".repeat(64 * 1024)).is_ok());
+    assert_eq!(
+        file_ref_errors(dir.path(), "exact"),
+        ["<loaded without errors>"]
+    );
+}
+
+#[test]
+fn a_missing_relative_file_says_where_it_was_looked_for() {
+    let dir = tempdir();
+    let shown = dir.path().join("policy.toml").display().to_string();
+    assert_eq!(
+        file_ref_errors(dir.path(), "eci"),
+        [format!(
+            "{shown}:2:9: eci.token: cannot read file `eci`: not in $CREDENTIALS_DIRECTORY \
+             (not set) nor at {}",
+            dir.path().join("eci").display()
+        )]
+    );
+    // An absolute path is looked for in one place only.
+    let absolute = dir.path().join("absent");
+    assert_eq!(
+        file_ref_errors(dir.path(), &absolute.display().to_string()),
+        [format!(
+            "{shown}:2:9: eci.token: cannot read file `{}`: no such file",
+            absolute.display()
+        )]
+    );
 }

@@ -1,12 +1,14 @@
 //! A walk over the spanned TOML tree: typed getters that record located errors and go on.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use super::duration::{Lifetime, parse_duration};
+use super::duration::{Lifetime, format_duration, parse_duration};
 use super::error::{PolicyError, Span};
 use super::secret_ref::SecretRef;
 use super::suggest::did_you_mean;
@@ -20,6 +22,11 @@ pub(crate) struct Ctx<'s> {
     pub errors: Vec<PolicyError>,
     /// Every secret reference read, to be resolved once as a check after the walk.
     pub secret_refs: Vec<(Spanned<SecretRef>, String)>,
+    /// Relative `{ file = ... }` references as written, by the span of their reference, to say
+    /// where a missing one was looked for.
+    pub relative_files: Vec<(Span, PathBuf)>,
+    /// The load time: date lifetimes are judged against it.
+    pub now: DateTime<Utc>,
 }
 
 impl<'s> Ctx<'s> {
@@ -29,6 +36,8 @@ impl<'s> Ctx<'s> {
             file,
             errors: Vec::new(),
             secret_refs: Vec::new(),
+            relative_files: Vec::new(),
+            now: Utc::now(),
         }
     }
 
@@ -251,7 +260,34 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    /// A lifetime, as a string or a bare TOML date / date-time.
+    /// The text of a string or date-time value as written (without quotes), for messages.
+    pub fn written(&self, name: &str) -> Option<String> {
+        match self.get(name)?.get_ref() {
+            DeValue::String(s) => Some(s.trim().to_owned()),
+            DeValue::Datetime(dt) => Some(dt.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A duration of at most `max`; `why` says what the limit protects.
+    pub fn duration_at_most(
+        &self,
+        cx: &mut Ctx<'_>,
+        name: &str,
+        max: Duration,
+        why: &str,
+    ) -> Option<Spanned<Duration>> {
+        let value = self.duration(cx, name)?;
+        if *value.get_ref() > max {
+            let message = format!("must be at most {}: {why}", format_duration(max));
+            cx.error(&value.span(), self.key(name), message);
+            return None;
+        }
+        Some(value)
+    }
+
+    /// A lifetime, as a string or a bare TOML date / date-time. A date must lie ahead of the
+    /// load time.
     pub fn lifetime(&self, cx: &mut Ctx<'_>, name: &str) -> Option<Spanned<Lifetime>> {
         let node = self.get(name)?;
         let text = match node.get_ref() {
@@ -263,6 +299,11 @@ impl<'a, 'i> Table<'a, 'i> {
             }
         };
         match Lifetime::parse(&text) {
+            Ok(Lifetime::Until(at)) if at <= cx.now => {
+                let message = format!("lifetime {} is in the past", text.trim());
+                cx.error(&node.span(), self.key(name), message);
+                None
+            }
             Ok(lifetime) => Some(Spanned::new(node.span(), lifetime)),
             Err(message) => {
                 cx.error(&node.span(), self.key(name), message);

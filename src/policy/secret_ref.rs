@@ -41,12 +41,10 @@ impl SecretRef {
                 }
             },
             SecretRef::File(path) => {
-                let shown = path.display();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read file `{shown}`: {}", io_reason(&e)))?;
+                let text = read_credential_file(path)?;
                 let value = text.trim_end();
                 if value.is_empty() {
-                    return Err(format!("file `{shown}` is empty"));
+                    return Err(format!("file `{}` is empty", path.display()));
                 }
                 Ok(SecretValue::new(value))
             }
@@ -62,6 +60,67 @@ impl SecretRef {
             SecretRef::Vault { path, key } => format!("vault {path}#{key}"),
         }
     }
+}
+
+/// The largest credential file read.
+pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a credential file: a regular file of at most [`MAX_FILE_BYTES`], valid UTF-8. Never
+/// blocks on a FIFO nor reads on from a device; errors name the path, never the content.
+fn read_credential_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let shown = path.display();
+    let cannot = |e: &std::io::Error| format!("cannot read file `{shown}`: {}", io_reason(e));
+    // Look before opening: opening a FIFO waits for a writer, opening a device may act.
+    let before = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    regular_file(path, &before.file_type())?;
+    // Non-blocking, and checked again on the open file, in case the path changed in between.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| cannot(&e))?;
+    let opened = file.metadata().map_err(|e| cannot(&e))?;
+    regular_file(path, &opened.file_type())?;
+    let too_large = || format!("credential file `{shown}` is larger than 64 KiB");
+    if opened.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| format!("cannot read file `{shown}`: not valid UTF-8"))
+}
+
+fn regular_file(path: &Path, kind: &std::fs::FileType) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(format!(
+        "credential file `{}` is not a regular file ({what})",
+        path.display()
+    ))
 }
 
 /// An io error without the OS's "(os error 2)" noise, and never the file's content.
@@ -136,7 +195,13 @@ pub(crate) fn read(
     let value = inner.text(cx, kind)?;
     let secret = match kind {
         "env" => env_ref(cx, &inner, &value)?,
-        "file" => SecretRef::File(resolve_path(Path::new(value.get_ref()), cx.file)),
+        "file" => {
+            let raw = Path::new(value.get_ref());
+            if raw.is_relative() {
+                cx.relative_files.push((node.span(), raw.to_path_buf()));
+            }
+            SecretRef::File(resolve_path(raw, cx.file))
+        }
         _ => vault_ref(cx, &inner, &value)?,
     };
     cx.secret_refs
@@ -194,14 +259,35 @@ pub(crate) fn resolve_path(raw: &Path, policy_file: &Path) -> PathBuf {
     if raw.is_absolute() {
         return raw.to_path_buf();
     }
-    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
-        let candidate = Path::new(&dir).join(raw);
-        if candidate.exists() {
-            return candidate;
-        }
+    if let Some(candidate) = credentials_candidate(raw)
+        && candidate.exists()
+    {
+        return candidate;
     }
+    folder_candidate(raw, policy_file)
+}
+
+/// `raw` in `$CREDENTIALS_DIRECTORY`, when that is set (and not empty).
+fn credentials_candidate(raw: &Path) -> Option<PathBuf> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty())?;
+    Some(Path::new(&dir).join(raw))
+}
+
+/// `raw` next to the policy file.
+fn folder_candidate(raw: &Path, policy_file: &Path) -> PathBuf {
     let folder = policy_file.parent().unwrap_or(Path::new(""));
     folder.join(raw)
+}
+
+/// Where a relative file reference that exists nowhere was looked for: `credentials` is its
+/// `$CREDENTIALS_DIRECTORY` candidate (`None`: not set), `folder` the one next to the policy.
+fn not_found(raw: &Path, credentials: Option<&Path>, folder: &Path) -> String {
+    let credentials = credentials.map_or_else(|| "not set".to_owned(), |c| c.display().to_string());
+    format!(
+        "cannot read file `{}`: not in $CREDENTIALS_DIRECTORY ({credentials}) nor at {}",
+        raw.display(),
+        folder.display()
+    )
 }
 
 /// Resolves every reference read from the policy once, reporting those that fail.
@@ -211,9 +297,22 @@ pub(crate) fn check_all(cx: &mut Ctx<'_>) {
         if matches!(secret.get_ref(), SecretRef::Vault { .. }) {
             continue;
         }
-        if let Err(message) = secret.get_ref().resolve() {
-            cx.error(&secret.span(), key.clone(), message);
+        let Err(mut message) = secret.get_ref().resolve() else {
+            continue;
+        };
+        if let SecretRef::File(path) = secret.get_ref() {
+            let relative = cx
+                .relative_files
+                .iter()
+                .find(|(at, _)| *at == secret.span());
+            if let Some((_, raw)) = relative
+                && matches!(path.try_exists(), Ok(false))
+            {
+                let credentials = credentials_candidate(raw);
+                message = not_found(raw, credentials.as_deref(), &folder_candidate(raw, cx.file));
+            }
         }
+        cx.error(&secret.span(), key.clone(), message);
     }
     cx.secret_refs = refs;
 }
@@ -259,6 +358,53 @@ mod tests {
         );
         assert_eq!(missing.err(), Some(expected));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_refs_refuse_devices_directories_and_large_files() {
+        let refused = |path: &Path| SecretRef::File(path.to_path_buf()).resolve().err();
+        assert_eq!(
+            refused(Path::new("/dev/zero")).as_deref(),
+            Some("credential file `/dev/zero` is not a regular file (a character device)")
+        );
+        let dir = std::env::temp_dir().join(format!("policy-secret-size-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        assert_eq!(
+            refused(&dir),
+            Some(format!(
+                "credential file `{}` is not a regular file (a directory)",
+                dir.display()
+            ))
+        );
+        let big = dir.join("big");
+        let limit = usize::try_from(MAX_FILE_BYTES).unwrap_or(usize::MAX);
+        assert!(std::fs::write(&big, "x".repeat(limit + 1)).is_ok());
+        assert_eq!(
+            refused(&big),
+            Some(format!(
+                "credential file `{}` is larger than 64 KiB",
+                big.display()
+            ))
+        );
+        assert!(std::fs::write(&big, "x".repeat(limit)).is_ok());
+        let read = SecretRef::File(big).resolve().map(|v| v.expose().len());
+        assert_eq!(read, Ok(limit));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_relative_file_says_where_it_was_looked_for() {
+        let folder = Path::new("/etc/ess/eci");
+        assert_eq!(
+            not_found(Path::new("eci"), None, folder),
+            "cannot read file `eci`: not in $CREDENTIALS_DIRECTORY (not set) nor at /etc/ess/eci"
+        );
+        let credentials = Path::new("/run/credentials/ess.service/eci");
+        assert_eq!(
+            not_found(Path::new("eci"), Some(credentials), folder),
+            "cannot read file `eci`: not in $CREDENTIALS_DIRECTORY \
+             (/run/credentials/ess.service/eci) nor at /etc/ess/eci"
+        );
     }
 
     #[test]

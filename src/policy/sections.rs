@@ -3,11 +3,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use toml::Spanned;
+
 use super::duration::{Lifetime, format_duration};
 use super::error::Span;
 use super::model::*;
 use super::reader::{Ctx, Table};
 use super::suggest::did_you_mean;
+
+/// Longest `[schedule] jitter`.
+const MAX_JITTER: Duration = Duration::from_secs(3_600);
+const JITTER_WHY: &str = "jitter delays each run by up to this long";
+/// Longest `grace`, in `[defaults]` or a `[[token]]`.
+pub(crate) const MAX_GRACE: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const GRACE_WHY: &str =
+    "the replaced token stays valid, and its rotation open, this long after the switch";
 
 pub(crate) fn schedule(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> ScheduleSection {
     let mut schedule = ScheduleSection {
@@ -49,7 +59,7 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> ScheduleSectio
         let at = t.get("cron").map_or_else(|| t.span.clone(), |c| c.span());
         cx.error(&at, t.key("cron"), message);
     }
-    if let Some(jitter) = t.duration(cx, "jitter") {
+    if let Some(jitter) = t.duration_at_most(cx, "jitter", MAX_JITTER, JITTER_WHY) {
         schedule.jitter = jitter.into_inner();
     }
     schedule
@@ -74,46 +84,70 @@ pub(crate) fn defaults(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Defaults {
     if let Some(l) = &lifetime {
         defaults.lifetime = *l.get_ref();
     }
-    if let Some(grace) = t.duration(cx, "grace") {
+    if let Some(grace) = t.duration_at_most(cx, "grace", MAX_GRACE, GRACE_WHY) {
         defaults.grace = grace.into_inner();
     }
     if let Some(n) = t.integer(cx, "concurrency", 1..=64) {
         defaults.concurrency = usize::try_from(n).unwrap_or(defaults.concurrency);
     }
-    let at = match (rotate_before, lifetime) {
-        (Some(d), _) => Some((d.span(), "rotate_before")),
-        (None, Some(l)) => Some((l.span(), "lifetime")),
-        (None, None) => None,
-    };
-    if let Some((at, key)) = at {
-        check_rotate_before(
-            cx,
-            &at,
-            &t.key(key),
-            defaults.rotate_before,
-            &defaults.lifetime,
-        );
-    }
+    check_rotate_before(
+        cx,
+        &t,
+        rotate_before.as_ref().map(Spanned::span),
+        lifetime.as_ref().map(Spanned::span),
+        defaults.rotate_before,
+        &defaults.lifetime,
+    );
     defaults
 }
 
-/// A token must be rotated before it expires: `rotate_before` shorter than the lifetime.
+/// A token must be rotated before it expires: `rotate_before` shorter than a duration lifetime,
+/// and a date lifetime further from the load time than `rotate_before`. Checked where `t` sets
+/// `rotate_before` (at `rotate_before_at`) or `lifetime` (at `lifetime_at`); nothing when it
+/// sets neither. A date in the past is reported where it is read.
 pub(crate) fn check_rotate_before(
     cx: &mut Ctx<'_>,
-    at: &Span,
-    key: &str,
+    t: &Table<'_, '_>,
+    rotate_before_at: Option<Span>,
+    lifetime_at: Option<Span>,
     rotate_before: Duration,
     lifetime: &Lifetime,
 ) {
+    let before = format_duration(rotate_before);
+    if let Lifetime::Until(at) = lifetime {
+        let Ok(left) = (*at - cx.now).to_std() else {
+            return;
+        };
+        if left > rotate_before {
+            return;
+        }
+        // The date is reported where it is written; a date inherited from [defaults] at the
+        // `rotate_before` that brings it within reach.
+        let (span, key, shown) = match (lifetime_at, rotate_before_at) {
+            (Some(span), _) => (span, "lifetime", t.written("lifetime")),
+            (None, Some(span)) => (span, "rotate_before", None),
+            (None, None) => return,
+        };
+        let shown = shown.unwrap_or_else(|| lifetime.to_string());
+        let message = format!(
+            "lifetime {shown} is within rotate_before ({before}) from now: every run would rotate it"
+        );
+        cx.error(&span, t.key(key), message);
+        return;
+    }
     let Some(shortest) = lifetime.min_length() else {
         return;
     };
+    let (span, key) = match (rotate_before_at, lifetime_at) {
+        (Some(span), _) => (span, "rotate_before"),
+        (None, Some(span)) => (span, "lifetime"),
+        (None, None) => return,
+    };
     if rotate_before >= shortest {
         let message = format!(
-            "rotate_before ({}) must be shorter than the lifetime ({lifetime}), or every new token is due at once",
-            format_duration(rotate_before),
+            "rotate_before ({before}) must be shorter than the lifetime ({lifetime}), or every new token is due at once",
         );
-        cx.error(at, key, message);
+        cx.error(&span, t.key(key), message);
     }
 }
 
@@ -122,9 +156,18 @@ pub(crate) fn state(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> StateSection {
         return StateSection::default();
     };
     t.check_keys(cx, &["dir"]);
-    StateSection {
-        dir: t.text(cx, "dir").map(|d| PathBuf::from(d.into_inner())),
+    let Some(dir) = t.text(cx, "dir") else {
+        return StateSection::default();
+    };
+    // Used as written (a relative path is taken from the working directory), as at run time.
+    let path = PathBuf::from(dir.get_ref());
+    if let Ok(meta) = std::fs::metadata(&path)
+        && !meta.is_dir()
+    {
+        let message = format!("{} exists but is not a directory", path.display());
+        cx.error(&dir.span(), t.key("dir"), message);
     }
+    StateSection { dir: Some(path) }
 }
 
 pub(crate) fn metrics(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> MetricsSection {

@@ -4,7 +4,7 @@ use super::error::Span;
 use super::model::*;
 use super::notify::thresholds;
 use super::reader::{Ctx, Table};
-use super::sections::check_rotate_before;
+use super::sections::{GRACE_WHY, MAX_GRACE, check_rotate_before};
 
 /// A token as read, with where its parts are, for the cross-token checks.
 pub(crate) struct BuiltToken {
@@ -46,7 +46,7 @@ fn token(cx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> BuiltToken
         .map_or_else(|| DEFAULT_DESCRIPTION.to_owned(), |d| d.into_inner());
     let rotate_before = t.duration(cx, "rotate_before");
     let lifetime = t.lifetime(cx, "lifetime");
-    let grace = t.duration(cx, "grace");
+    let grace = t.duration_at_most(cx, "grace", MAX_GRACE, GRACE_WHY);
     let mut policy = TokenPolicy {
         name: name
             .as_ref()
@@ -65,14 +65,14 @@ fn token(cx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> BuiltToken
         github: Vec::new(),
         line: cx.line_of(&t.span),
     };
-    let override_at = match (rotate_before, lifetime) {
-        (Some(d), _) => Some((d.span(), "rotate_before")),
-        (None, Some(l)) => Some((l.span(), "lifetime")),
-        (None, None) => None,
-    };
-    if let Some((at, key)) = override_at {
-        check_rotate_before(cx, &at, &t.key(key), policy.rotate_before, &policy.lifetime);
-    }
+    check_rotate_before(
+        cx,
+        t,
+        rotate_before.map(|d| d.span()),
+        lifetime.map(|l| l.span()),
+        policy.rotate_before,
+        &policy.lifetime,
+    );
     let mut vault_at = Vec::new();
     for d in t.tables(cx, "vault") {
         if let Some(dest) = vault_destination(cx, &d) {
