@@ -8,14 +8,13 @@
 mod common;
 
 use common::World;
+use common::daemon::Daemon;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const REPO_ENV_ORG: &str = r#"
 [[token]]
@@ -476,74 +475,6 @@ async fn github_app_installation_tokens_are_refreshed_as_they_expire() {
     world.assert_no_leak().await;
 }
 
-/// A daemon child and everything it has written to stderr so far.
-struct Daemon {
-    child: tokio::process::Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(world: &World, policy: &Path) -> Daemon {
-        let mut child = world
-            .command(policy, &[])
-            .spawn()
-            .expect("start the daemon");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr piped");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().expect("log lock");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
-    }
-
-    /// Wait until `needle` has appeared at least `n` times in the log.
-    async fn wait_for_n(&mut self, needle: &str, n: usize, secs: u64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while self.log().matches(needle).count() < n {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "daemon exited ({status}) while waiting for {needle:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no {needle:?} (x{n}) within {secs} s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM; returns the exit code and the whole log.
-    async fn terminate(mut self, world: &World) -> (i32, String) {
-        let pid = self.child.id().expect("daemon still running");
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid}");
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .expect("daemon stops within 30 s")
-            .expect("wait for the daemon");
-        tokio::time::sleep(Duration::from_millis(200)).await; // let the reader drain
-        let log = self.log();
-        world.note_printed(&log);
-        (status.code().unwrap_or(-1), log)
-    }
-}
-
 async fn vault_value(world: &World, path: &str) -> Option<String> {
     let data = world.vault_read(path).await?;
     data["data"]["ECI_ACCESS_TOKEN"]
@@ -644,7 +575,7 @@ async fn vault_token_is_renewed_while_the_daemon_runs() {
         "Vault recorded a renewal"
     );
 
-    let (code, log) = daemon.terminate(&world).await;
+    let (code, log) = daemon.stop(&world).await;
     assert_eq!(code, 0, "{log}");
     let renewals = log.matches("Vault token renewed").count();
     assert!(renewals >= 3, "renewed {renewals} times:\n{log}");

@@ -3,6 +3,8 @@
 //! test can prove none of them reached anything the binary printed.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use eci_sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
