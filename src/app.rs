@@ -161,9 +161,11 @@ pub async fn abandon(cli: &Cli, policy: &Policy) -> u8 {
         return exit::USAGE;
     };
     if !policy.tokens.iter().any(|t| t.name == name) {
+        let known: Vec<&str> = policy.tokens.iter().map(|t| t.name.as_str()).collect();
         eprintln!(
-            "error: --abandon {name}: no such token in {}",
-            policy.source.display()
+            "error: --abandon {name}: no such token in {} (known: {})",
+            policy.source.display(),
+            known.join(", ")
         );
         return exit::USAGE;
     }

@@ -785,3 +785,28 @@ fn a_missing_relative_file_says_where_it_was_looked_for() {
         )]
     );
 }
+
+#[test]
+fn a_missing_section_is_reported_with_the_destinations_own_problems() {
+    let errs = errors(&format!(
+        "{ECI}\n[[token]]\nname = \"a\"\n  [[token.vault]]\n  path = \"/ci/a/\"\n  key = \"K\"\n  [[token.github]]\n  repo = \"acme\"\n  secret = \"S\"\n"
+    ));
+    assert!(
+        errs.iter().any(|e| e.contains("token[0].vault[0].path")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("a Vault destination needs a [vault] section")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("token[0].github[0].repo")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("a GitHub destination needs a [github] section")),
+        "{errs:#?}"
+    );
+}

@@ -74,17 +74,19 @@ fn token(cx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> BuiltToken
         &policy.lifetime,
     );
     let mut vault_at = Vec::new();
+    // Every destination table is remembered, valid or not, so a missing [vault] or [github]
+    // section is reported together with the destination's own problems.
     for d in t.tables(cx, "vault") {
+        vault_at.push((d.span.clone(), d.path.clone()));
         if let Some(dest) = vault_destination(cx, &d) {
             policy.vault.push(dest);
-            vault_at.push((d.span.clone(), d.path.clone()));
         }
     }
     let mut github_at = Vec::new();
     for d in t.tables(cx, "github") {
+        github_at.push((d.span.clone(), d.path.clone()));
         if let Some(dest) = github_destination(cx, &d) {
             policy.github.push(dest);
-            github_at.push((d.span.clone(), d.path.clone()));
         }
     }
     BuiltToken {
