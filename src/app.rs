@@ -14,14 +14,14 @@ use std::sync::Arc;
 /// Run the mode the command line selects.
 pub async fn run(cli: &Cli) -> u8 {
     if let Some(misuse) = cli.misuse() {
-        eprintln!("error: {misuse}");
+        crate::say_err!("error: {misuse}");
         return exit::USAGE;
     }
     let policy = match policy::load(&cli.config) {
         Ok(p) => p,
         Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
+            crate::say_err!("{errors}");
+            crate::say_err!(
                 "policy {} is invalid; nothing was changed",
                 cli.config.display()
             );
@@ -39,17 +39,17 @@ pub async fn run(cli: &Cli) -> u8 {
             } else {
                 ""
             };
-            println!(
+            crate::say!(
                 "policy {} is valid: {} token(s), every credential reference resolves{vault_eci}",
                 cli.config.display(),
                 policy.tokens.len()
             );
-            print!("{}", crate::daemon::next_runs_text(&policy));
+            crate::say_raw!("{}", crate::daemon::next_runs_text(&policy));
             if !cli.online {
                 return exit::OK;
             }
-            let report = crate::check::run(&policy, &mut |c| println!("{c}")).await;
-            println!("{}", report.summary());
+            let report = crate::check::run(&policy, &mut |c| crate::say!("{c}")).await;
+            crate::say!("{}", report.summary());
             if report.failed() > 0 {
                 exit::FAILED
             } else {
@@ -68,7 +68,7 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
     let tokens = match select(policy, &cli.tokens) {
         Ok(t) => t,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            crate::say_err!("error: {msg}");
             return exit::USAGE;
         }
     };
@@ -83,14 +83,14 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
         let store = match Store::open(&dir) {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::say_err!("error: {e}");
                 return exit::FAILED;
             }
         };
         let lock = match store.lock(cli.lock_wait) {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::say_err!("error: {e}");
                 return exit::FAILED;
             }
         };
@@ -99,7 +99,7 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
     let engine = match build_engine(policy, store, !cli.dry_run).await {
         Ok(e) => e,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            crate::say_err!("error: {msg}");
             return exit::FAILED;
         }
     };
@@ -110,9 +110,9 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
         engine.store.as_ref()
     };
     let notified = crate::notify::after_run(policy, store, &engine.eci, &reports).await;
-    print!("{}", report::render(&reports, chrono::Utc::now()));
+    crate::say_raw!("{}", report::render(&reports, chrono::Utc::now()));
     if notified.skipped.is_none() {
-        print!("{notified}");
+        crate::say_raw!("{notified}");
     }
     if reports.iter().any(|r| r.failed()) {
         exit::FAILED
@@ -138,15 +138,15 @@ pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
     .await;
     if cli.json {
         match serde_json::to_string_pretty(&st) {
-            Ok(j) => println!("{j}"),
+            Ok(j) => crate::say!("{j}"),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::say_err!("error: {e}");
                 return exit::FAILED;
             }
         }
     } else {
         let schedule = crate::schedule::Schedule::from_section(&policy.schedule).ok();
-        print!("{}", crate::status::render(&st, schedule.as_ref()));
+        crate::say_raw!("{}", crate::status::render(&st, schedule.as_ref()));
     }
     if st.eci_error.is_some() {
         exit::FAILED
@@ -160,44 +160,45 @@ pub async fn abandon(cli: &Cli, policy: &Policy) -> u8 {
     let Some(name) = cli.abandon.as_deref() else {
         return exit::USAGE;
     };
-    if !policy.tokens.iter().any(|t| t.name == name) {
+    let Some(token) = policy.tokens.iter().find(|t| t.name == name) else {
         let known: Vec<&str> = policy.tokens.iter().map(|t| t.name.as_str()).collect();
-        eprintln!(
+        crate::say_err!(
             "error: --abandon {name}: no such token in {} (known: {})",
             policy.source.display(),
             known.join(", ")
         );
         return exit::USAGE;
-    }
+    };
     let dir = state::resolve_dir(policy.state.dir.as_deref());
     let store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return exit::FAILED;
         }
     };
     let _lock = match store.lock(cli.lock_wait) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return exit::FAILED;
         }
     };
-    let engine = match build_engine(policy, Some(store), false).await {
+    // With the destinations: a write whose outcome the journal does not know is checked there.
+    let engine = match build_engine(policy, Some(store), true).await {
         Ok(e) => e,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            crate::say_err!("error: {msg}");
             return exit::FAILED;
         }
     };
-    match engine.abandon(name, cli.force).await {
+    match engine.abandon(token, cli.force).await {
         Ok(msg) => {
-            println!("{msg}");
+            crate::say!("{msg}");
             exit::OK
         }
         Err(msg) => {
-            eprintln!("error: {msg}");
+            crate::say_err!("error: {msg}");
             exit::FAILED
         }
     }

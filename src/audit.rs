@@ -65,7 +65,7 @@ impl<'a> Entry<'a> {
 pub fn record(store: &Store, entry: &Entry<'_>) {
     let path = store.dir().join(FILE);
     let line = match serde_json::to_string(entry) {
-        Ok(l) => l,
+        Ok(l) => crate::secret::scrub(&l),
         Err(e) => {
             tracing::warn!(error = %e, "audit record could not be encoded");
             return;

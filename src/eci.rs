@@ -221,7 +221,7 @@ impl EciClient {
     /// `GET /user/organization`: is the calling token alive, and whose is it.
     pub async fn whoami(&self) -> Result<Organization, EciError> {
         let body = self.get_json(paths::ORGANIZATION, &[]).await?;
-        serde_json::from_slice(&body).map_err(|e| EciError::Decode(e.to_string()))
+        serde_json::from_slice(&body).map_err(|e| EciError::Decode(scrub(&e.to_string())))
     }
 
     /// Every token whose name matches `name` exactly (the ILIKE filter narrows the listing,

@@ -12,6 +12,7 @@ pub mod exit;
 pub mod hardening;
 pub mod metrics;
 pub mod notify;
+pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod retry;

@@ -16,11 +16,13 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eci_secret_sync::say_err!("error: cannot start the async runtime: {e}");
             return ExitCode::from(eci_secret_sync::exit::FAILED);
         }
     };
-    ExitCode::from(runtime.block_on(eci_secret_sync::app::run(&cli)))
+    let code = runtime.block_on(eci_secret_sync::app::run(&cli));
+    eci_secret_sync::output::flush();
+    ExitCode::from(code)
 }
 
 /// Logs go to stderr; `ECI_SECRET_SYNC_LOG` (tracing's filter syntax) overrides the level.
@@ -39,7 +41,7 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(|| eci_secret_sync::output::ScrubbedStderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

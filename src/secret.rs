@@ -2,7 +2,33 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{LazyLock, RwLock};
+
+/// Every secret value this process has held (credentials read from the policy's references,
+/// token values from ECI and Vault), so [`scrub`] masks them wherever they turn up, whatever
+/// their shape. Bounded: the oldest are forgotten first.
+static KNOWN: LazyLock<RwLock<VecDeque<String>>> = LazyLock::new(|| RwLock::new(VecDeque::new()));
+const KNOWN_MAX: usize = 4096;
+/// Shorter values (a dev server's `root`) would mask ordinary words.
+const KNOWN_MIN_CHARS: usize = 8;
+
+fn remember(value: &str) {
+    if value.chars().count() < KNOWN_MIN_CHARS {
+        return;
+    }
+    let Ok(mut known) = KNOWN.write() else {
+        return;
+    };
+    if known.iter().any(|k| k == value) {
+        return;
+    }
+    if known.len() >= KNOWN_MAX {
+        known.pop_front();
+    }
+    known.push_back(value.to_string());
+}
 
 /// A secret string (an ECI token value, a Vault or GitHub credential).
 ///
@@ -13,7 +39,9 @@ pub struct SecretValue(SecretString);
 
 impl SecretValue {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let value = value.into();
+        remember(&value);
+        Self(SecretString::from(value))
     }
 
     /// The real value. Callers must not log, format or persist what this returns.
@@ -87,6 +115,8 @@ const MIN_SECRET_CHARS: usize = 16;
 /// with the prefix and `***`. Used on every server reply before it can reach an error message,
 /// a log line, the journal, the audit log or a notification.
 pub fn scrub(text: &str) -> String {
+    let known_masked = mask_known(text);
+    let text = known_masked.as_deref().unwrap_or(text);
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'outer: while !rest.is_empty() {
@@ -108,6 +138,23 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// `text` with every value this process has held replaced by `***`; `None` when there was none.
+fn mask_known(text: &str) -> Option<String> {
+    let known = KNOWN.read().ok()?;
+    let mut masked: Option<String> = None;
+    for value in known.iter() {
+        let current = masked.as_deref().unwrap_or(text);
+        if current.contains(value.as_str()) {
+            let prefix = SECRET_PREFIXES
+                .iter()
+                .find(|p| value.starts_with(**p))
+                .unwrap_or(&"");
+            masked = Some(current.replace(value.as_str(), &format!("{prefix}***")));
+        }
+    }
+    masked
+}
+
 fn is_b64(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
@@ -118,7 +165,7 @@ mod tests {
 
     #[test]
     fn never_prints_the_value() {
-        let s = SecretValue::new("u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA");
+        let s = SecretValue::new("u_NeverPrintedNeverPrintedNeverPrinted");
         assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
         assert_eq!(s.fingerprint().len(), 12);
     }
@@ -131,7 +178,9 @@ mod tests {
 
     #[test]
     fn scrubs_credentials_glued_to_other_text() {
-        let eci = "u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA";
+        // A value no other test holds as a SecretValue: this checks the shape-based masking
+        // alone, whatever the order the tests run in.
+        let eci = "u_GluedToTextGluedToTextGluedToTextGluedToT";
         for (input, want) in [
             (format!("Bearer%20{eci}"), "Bearer%20u_***".to_string()),
             (
@@ -160,5 +209,21 @@ mod tests {
             assert_eq!(got, want);
             assert!(!got.contains(eci));
         }
+    }
+
+    #[test]
+    fn masks_any_value_it_has_held_whatever_its_shape() {
+        let _held = SecretValue::new("sandbox-credential-7f3a");
+        let _eci = SecretValue::new("u_HeldValueHeldValueHeldValue42");
+        assert_eq!(
+            scrub("denied for sandbox-credential-7f3a (x)"),
+            "denied for *** (x)"
+        );
+        assert_eq!(
+            scrub("string \"u_HeldValueHeldValueHeldValue42\""),
+            "string \"u_***\""
+        );
+        let _short = SecretValue::new("root");
+        assert_eq!(scrub("root cause"), "root cause");
     }
 }

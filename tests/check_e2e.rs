@@ -2,10 +2,9 @@
 
 mod common;
 
-use common::{Run, VAULT_ROOT, World};
-use reqwest::Method;
+use common::{Run, World};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Lines of the online report (from the first check line on).
 fn check_lines(run: &Run) -> Vec<String> {
@@ -88,33 +87,6 @@ fn unmanaged_line(token: &Value) -> String {
         token["id"].as_str().expect("id"),
         when(token)
     )
-}
-
-/// A Vault token whose only policy (besides `default`) is `hcl`, written to a file.
-async fn limited_vault_token(world: &World, hcl: &str) -> PathBuf {
-    world
-        .bao
-        .api(
-            Method::PUT,
-            "sys/policies/acl/eci-check",
-            Some(json!({ "policy": hcl })),
-        )
-        .await;
-    let created = world
-        .bao
-        .api(
-            Method::POST,
-            "auth/token/create",
-            Some(json!({ "policies": ["eci-check"], "ttl": "1h" })),
-        )
-        .await;
-    let token = created["auth"]["client_token"]
-        .as_str()
-        .expect("client token");
-    assert!(token != VAULT_ROOT);
-    let path = world.dir.path().join("vault-token");
-    std::fs::write(&path, token).expect("write vault token");
-    path
 }
 
 #[tokio::test]
@@ -218,16 +190,16 @@ name = "ci-deploy"
 #[tokio::test]
 async fn vault_policy_without_write_on_one_path() {
     let world = World::new().await;
-    let token_file = limited_vault_token(
-        &world,
-        r#"
+    let token_file = world
+        .limited_vault_token(
+            r#"
 path "secret/data/ci/deploy" { capabilities = ["create", "read", "update"] }
 path "secret/metadata/ci/deploy" { capabilities = ["create", "read", "update"] }
 path "secret/data/ci/readonly" { capabilities = ["read"] }
 path "secret/metadata/ci/readonly" { capabilities = ["read", "list"] }
 "#,
-    )
-    .await;
+        )
+        .await;
     let auth = format!(
         r#"{{ method = "token", token = {{ file = "{}" }} }}"#,
         token_file.display()

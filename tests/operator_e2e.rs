@@ -147,7 +147,7 @@ async fn abandon_refuses_when_a_destination_holds_the_replacement_unless_forced(
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
-            .contains("already held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+            .contains("may be held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
         "{}",
         run.stderr
     );
@@ -166,6 +166,134 @@ async fn abandon_refuses_when_a_destination_holds_the_replacement_unless_forced(
         world.eci_named("ci-deploy").await.len(),
         2,
         "both tokens stay alive"
+    );
+    world.assert_no_leak().await;
+}
+
+/// Killed while a GitHub write is in flight: whether it landed is unknown to the journal.
+/// `--abandon` asks GitHub (the secret's `updated_at`) instead of guessing: a write that landed
+/// keeps the replacement alive, one that never reached the store lets it be deleted.
+#[tokio::test]
+async fn abandon_after_a_kill_mid_write_asks_the_destination_whether_it_landed() {
+    for (phase, landed) in [("after", true), ("before", false)] {
+        let world = World::new().await;
+        let old = world
+            .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+            .await;
+        let policy = world.policy(GITHUB_ONLY);
+        world
+            .admin_post(
+                "/faults",
+                json!({"method": "PUT", "path_contains": "/actions/secrets/", "hang": true, "phase": phase}),
+            )
+            .await;
+        world
+            .run_until_hang(&policy, &["--rotate-now"], "/actions/secrets/ECI")
+            .await;
+        world.admin_delete("/faults").await;
+        assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
+        assert_eq!(
+            world
+                .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+                .await
+                .is_some(),
+            landed,
+            "phase {phase}"
+        );
+
+        let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+        if landed {
+            assert_eq!(run.code, 1, "{}", run.all());
+            assert!(
+                run.stderr
+                    .contains("may be held by github:repo:acme/web:ECI_ACCESS_TOKEN"),
+                "{}",
+                run.stderr
+            );
+            assert_eq!(
+                world.eci_named("ci-deploy").await.len(),
+                2,
+                "nothing deleted"
+            );
+            // Finishing the rotation is what the message advises, and it works.
+            let done = world.run(&policy, &["--rotate-now"]).await;
+            assert_eq!(done.code, 0, "{}", done.all());
+            let named = world.eci_named("ci-deploy").await;
+            assert_eq!(named.len(), 1);
+            assert_ne!(named[0]["id"], old["id"]);
+        } else {
+            assert_eq!(run.code, 0, "{}", run.all());
+            let named = world.eci_named("ci-deploy").await;
+            assert_eq!(named.len(), 1, "only the old token is left");
+            assert_eq!(named[0]["id"], old["id"]);
+        }
+        world.assert_no_leak().await;
+    }
+}
+
+/// A Vault write that stored the value but failed afterwards (here: its metadata may not be
+/// written) leaves no receipt in the journal. `--abandon` reads Vault and finds the value there,
+/// so it keeps the replacement instead of breaking whoever reads that secret.
+#[tokio::test]
+async fn abandon_keeps_a_replacement_vault_stored_despite_a_failed_write() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let token_file = world
+        .limited_vault_token(
+            r#"
+path "secret/data/ci/deploy" { capabilities = ["create", "read", "update"] }
+path "secret/metadata/ci/deploy" { capabilities = ["read"] }
+"#,
+        )
+        .await;
+    let auth = format!(
+        r#"{{ method = "token", token = {{ file = "{}" }} }}"#,
+        token_file.display()
+    );
+    let policy = world.policy_full(
+        &auth,
+        "",
+        r#"
+[[token]]
+name = "ci-deploy"
+
+  [[token.vault]]
+  path = "ci/deploy"
+  key = "ECI_ACCESS_TOKEN"
+"#,
+    );
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("writing Vault metadata"),
+        "{}",
+        run.stdout
+    );
+    let stored = world.vault_read("ci/deploy").await.expect("secret written");
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 2);
+    assert!(
+        named
+            .iter()
+            .any(|t| t["token"] == stored["data"]["ECI_ACCESS_TOKEN"]),
+        "Vault holds the replacement"
+    );
+
+    let abandon = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(abandon.code, 1, "{}", abandon.all());
+    assert!(
+        abandon
+            .stderr
+            .contains("may be held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+        "{}",
+        abandon.stderr
+    );
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        2,
+        "nothing deleted"
     );
     world.assert_no_leak().await;
 }

@@ -810,3 +810,47 @@ fn a_missing_section_is_reported_with_the_destinations_own_problems() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn vault_paths_that_vault_would_read_as_another_path_are_refused() {
+    for path in ["ci//deploy", "ci/./deploy", "ci/../deploy", "ci/.."] {
+        let source = format!(
+            "{ECI}[vault]
+address = \"https://vault.example.com\"
+auth = {{ method = \"token\", token = {{ env = \"POLICY_TEST_VAULT\" }} }}
+[[token]]
+name = \"a\"
+[[token.vault]]
+path = \"{path}\"
+key = \"TOKEN\"
+"
+        );
+        assert_eq!(
+            errors(&source),
+            [
+                "policy.toml:9:8: token[0].vault[0].path: must not contain empty, `.` or `..` segments (`a//b`, `a/./b`, `a/../b`): Vault would read it as another path"
+            ],
+            "{path}"
+        );
+    }
+    let source = "[eci]\ntoken = { vault = \"ci//bot#token\" }\n[vault]
+address = \"https://vault.example.com\"
+auth = { method = \"token\", token = { env = \"POLICY_TEST_VAULT\" } }
+";
+    let got = errors(source);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("policy.toml:2:19: eci.token.vault: the path must not contain empty"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_relative_state_dir_is_taken_from_the_policy_folder() {
+    setup_env();
+    let dir = tempdir();
+    let policy_path = dir.path().join("policy.toml");
+    let source = format!("{ECI}[state]\ndir = \"state\"\n");
+    let loaded = policy::parse(&source, &policy_path).map(|p| p.state.dir);
+    assert_eq!(loaded.ok().flatten(), Some(dir.path().join("state")));
+}

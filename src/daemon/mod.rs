@@ -42,14 +42,14 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
     let mut signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot install signal handlers: {e}");
+            crate::say_err!("error: cannot install signal handlers: {e}");
             return exit::FAILED;
         }
     };
     let schedule = match Schedule::from_section(&policy.schedule) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}: schedule: {e}", cli.config.display());
+            crate::say_err!("{}: schedule: {e}", cli.config.display());
             return exit::CONFIG;
         }
     };
@@ -57,21 +57,21 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
     let store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return exit::FAILED;
         }
     };
     let _instance = match instance::acquire(store.dir()) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return exit::FAILED;
         }
     };
     if let Some(listen) = &policy.metrics.listen
         && let Err(e) = crate::metrics::serve(listen).await
     {
-        eprintln!("error: [metrics] listen = {listen:?}: {e}");
+        crate::say_err!("error: [metrics] listen = {listen:?}: {e}");
         return exit::FAILED;
     }
     let memory = match memory::load(&store) {

@@ -90,7 +90,7 @@ pub struct DestError {
 impl DestError {
     pub fn fatal(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: crate::secret::scrub(&message.into()),
             retryable: false,
             wait: None,
         }
@@ -98,7 +98,7 @@ impl DestError {
 
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
-            message: message.into(),
+            message: crate::secret::scrub(&message.into()),
             retryable: true,
             wait: None,
         }

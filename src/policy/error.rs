@@ -36,7 +36,7 @@ impl PolicyError {
             line,
             column,
             key: key.into(),
-            message: message.into(),
+            message: crate::secret::scrub(&message.into()),
         }
     }
 
@@ -47,7 +47,7 @@ impl PolicyError {
             line: 0,
             column: 0,
             key: String::new(),
-            message: message.into(),
+            message: crate::secret::scrub(&message.into()),
         }
     }
 

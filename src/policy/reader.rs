@@ -182,6 +182,10 @@ impl<'a, 'i> Table<'a, 'i> {
             );
             return None;
         }
+        if let Some(problem) = vault_path_problem(text) {
+            cx.error(&value.span(), self.key(name), problem);
+            return None;
+        }
         Some(text.clone())
     }
 
@@ -384,4 +388,16 @@ impl<'a, 'i> Table<'a, 'i> {
         }
         out
     }
+}
+
+/// Why `path` cannot name a Vault secret as written: Vault collapses empty, `.` and `..`
+/// segments, so `ci//deploy` would be the secret `ci/deploy` under another spelling (and two
+/// tokens could write one secret unnoticed).
+pub(crate) fn vault_path_problem(path: &str) -> Option<&'static str> {
+    if path.is_empty() {
+        return Some("must not be empty");
+    }
+    path.split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+        .then_some("must not contain empty, `.` or `..` segments (`a//b`, `a/./b`, `a/../b`): Vault would read it as another path")
 }

@@ -247,6 +247,14 @@ fn vault_ref(cx: &mut Ctx<'_>, inner: &Table<'_, '_>, spec: &Spanned<String>) ->
         cx.error(&spec.span(), inner.key("vault"), message);
         return None;
     };
+    if let Some(problem) = super::reader::vault_path_problem(path) {
+        cx.error(
+            &spec.span(),
+            inner.key("vault"),
+            format!("the path {problem}"),
+        );
+        return None;
+    }
     Some(SecretRef::Vault {
         path: path.to_owned(),
         key: key.to_owned(),

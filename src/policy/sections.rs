@@ -159,8 +159,9 @@ pub(crate) fn state(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> StateSection {
     let Some(dir) = t.text(cx, "dir") else {
         return StateSection::default();
     };
-    // Used as written (a relative path is taken from the working directory), as at run time.
-    let path = PathBuf::from(dir.get_ref());
+    // A relative path is taken from the policy file's folder (like `{ file = ... }`), never
+    // from the working directory: two runs started from different folders must share one state.
+    let path = state_dir(dir.get_ref(), cx.file);
     if let Ok(meta) = std::fs::metadata(&path)
         && !meta.is_dir()
     {
@@ -190,4 +191,15 @@ pub(crate) fn metrics(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> MetricsSection 
     MetricsSection {
         listen: listen.map(|l| l.into_inner()),
     }
+}
+
+/// `dir` as an absolute path; a relative one is resolved from the policy file's folder.
+fn state_dir(dir: &str, policy_file: &std::path::Path) -> PathBuf {
+    let raw = std::path::Path::new(dir);
+    if raw.is_absolute() {
+        return raw.to_path_buf();
+    }
+    let folder = policy_file.parent().unwrap_or(std::path::Path::new(""));
+    let joined = folder.join(raw);
+    std::path::absolute(&joined).unwrap_or(joined)
 }

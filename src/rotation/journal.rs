@@ -44,6 +44,11 @@ pub struct DestState {
     pub at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub failures: u32,
+    /// When the first write of the current replacement was started (saved before it is sent):
+    /// whether it landed is unknown until it is verified, so until then the destination may
+    /// hold the replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<DateTime<Utc>>,
 }
 
 impl DestState {
@@ -54,7 +59,19 @@ impl DestState {
             last_error: None,
             at: None,
             failures: 0,
+            attempted_at: None,
         }
+    }
+
+    /// This destination may hold the current replacement: a write of it was sent (whatever
+    /// the reply said, or if none came), so deleting the replacement could break it.
+    pub fn may_hold(&self) -> bool {
+        self.attempted_at.is_some() || self.known_written()
+    }
+
+    /// A write of the current replacement is known to have landed (a server accepted it).
+    pub fn known_written(&self) -> bool {
+        matches!(self.status, DestStatus::Pushed | DestStatus::Verified) || self.receipt.is_some()
     }
 }
 
@@ -137,13 +154,7 @@ impl Rotation {
 
     /// Whether any destination may hold the replacement's value.
     pub fn any_destination_written(&self) -> bool {
-        self.destinations
-            .values()
-            .any(|d| matches!(d.status, DestStatus::Pushed | DestStatus::Verified))
-            || self
-                .destinations
-                .values()
-                .any(|d| d.status == DestStatus::Failed && d.receipt.is_some())
+        self.destinations.values().any(DestState::may_hold)
     }
 }
 

@@ -349,7 +349,8 @@ impl Engine {
     /// Close `name`'s open rotation. Its replacement is deleted when no destination holds it;
     /// when some do, the operator must finish the rotation instead, or `force` to close the
     /// journal and keep both tokens alive. Returns what was done.
-    pub async fn abandon(&self, name: &str, force: bool) -> Step<String> {
+    pub async fn abandon(&self, policy: &TokenPolicy, force: bool) -> Step<String> {
+        let name = policy.name.as_str();
         let Some(mut rot) = self.load::<Rotation>(ROTATIONS, name)? else {
             return Err(format!("{name} has no open rotation"));
         };
@@ -374,24 +375,14 @@ impl Engine {
                 rot.old_id
             ));
         };
-        let held: Vec<&String> = rot
-            .destinations
-            .iter()
-            .filter(|(_, d)| {
-                matches!(d.status, DestStatus::Pushed | DestStatus::Verified) || d.receipt.is_some()
-            })
-            .map(|(k, _)| k)
-            .collect();
+        let held = self.destinations_holding(policy, &rot, &new_id).await;
         if !held.is_empty() {
             if !force {
                 return Err(format!(
-                    "replacement {new_id} is already held by {}; deleting it would break them. Finish the rotation with \
+                    "replacement {new_id} may be held by {}; deleting it could break them. Finish the rotation with \
                      eci-secret-sync --rotate-now --token {name}, or close it anyway with --abandon {name} --force \
                      (both tokens stay alive)",
-                    held.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    held.join(", ")
                 ));
             }
             self.hold(name, &new_id)?;
@@ -415,6 +406,73 @@ impl Engine {
             "{name}: open rotation closed; replacement {new_id} deleted; old token {} kept",
             rot.old_id
         ))
+    }
+
+    /// The destinations of `rot` that hold, or may hold, replacement `new_id`. One whose write
+    /// was accepted holds it. One whose write was sent but never accepted (an error reply, or
+    /// none before a crash) is asked: Vault by comparing its value with the replacement's (read
+    /// back from ECI), GitHub by the secret's `updated_at` against the attempt's time. Whatever
+    /// cannot be asked counts as holding it: nothing is deleted on a guess.
+    async fn destinations_holding(
+        &self,
+        policy: &TokenPolicy,
+        rot: &Rotation,
+        new_id: &str,
+    ) -> Vec<String> {
+        let mut value: Option<Result<Option<SecretValue>, crate::eci::EciError>> = None;
+        let mut held = Vec::new();
+        for dest in Destination::of(policy) {
+            let key = dest.key(&self.default_mount);
+            let Some(state) = rot.destinations.get(&key) else {
+                continue;
+            };
+            if state.known_written() {
+                held.push(key);
+                continue;
+            }
+            let Some(since) = state.attempted_at else {
+                continue;
+            };
+            let unknown = |why: String| Some(format!("{key} (could not check: {why})"));
+            let entry = match &dest {
+                Destination::Vault(v) => {
+                    if value.is_none() {
+                        value = Some(self.eci.get(new_id).await.map(|t| t.value));
+                    }
+                    match (value.as_ref(), self.vault()) {
+                        (Some(Ok(Some(want))), Ok(vault)) => match vault.read_value(v).await {
+                            Ok(have) => have.is_some_and(|h| h.same_as(want)).then(|| key.clone()),
+                            Err(e) => unknown(e.message),
+                        },
+                        (Some(Ok(None)), _) => {
+                            unknown("ECI does not return the replacement's value".into())
+                        }
+                        (Some(Err(e)), _) => {
+                            unknown(format!("reading the replacement from ECI: {e}"))
+                        }
+                        (_, Err(e)) => unknown(e.message),
+                        (None, _) => unknown("internal: no replacement value".into()),
+                    }
+                }
+                Destination::Github(g) => match self.github() {
+                    Ok(github) => match github.maybe_written_since(g, since, CLOCK_SKEW).await {
+                        Ok(true) => Some(key.clone()),
+                        Ok(false) => None,
+                        Err(e) => unknown(e.message),
+                    },
+                    Err(e) => unknown(e.message),
+                },
+            };
+            held.extend(entry);
+        }
+        // A destination the policy no longer lists but the journal still does.
+        let listed = self.dest_keys(policy);
+        for (key, state) in &rot.destinations {
+            if state.may_hold() && !listed.contains(key) {
+                held.push(format!("{key} (no longer in the policy)"));
+            }
+        }
+        held
     }
 
     /// Replacements this program made that no rotation references (left by a rotation that
@@ -869,6 +927,12 @@ impl Engine {
         {
             return Ok(());
         }
+        if let Some(entry) = rot.destinations.get_mut(key)
+            && entry.attempted_at.is_none()
+        {
+            entry.attempted_at = Some(Utc::now());
+            self.save(rot).map_err(DestError::fatal)?;
+        }
         let receipt = match dest {
             Destination::Vault(v) => self.vault()?.push(v, value, meta).await?,
             Destination::Github(g) => self.github()?.push(g, value).await?,
@@ -902,9 +966,13 @@ impl Engine {
     }
 
     fn vault(&self) -> Result<&Vault, DestError> {
-        self.vault
-            .as_deref()
-            .ok_or_else(|| DestError::fatal("no [vault] section in the policy"))
+        self.vault.as_deref().ok_or_else(|| {
+            DestError::fatal(
+                self.vault_error
+                    .as_deref()
+                    .unwrap_or("no [vault] section in the policy"),
+            )
+        })
     }
 
     fn github(&self) -> Result<&Github, DestError> {

@@ -341,6 +341,32 @@ impl World {
         );
     }
 
+    /// A Vault token whose only policy (besides `default`) is `hcl`, written to a file.
+    pub async fn limited_vault_token(&self, hcl: &str) -> PathBuf {
+        self.bao
+            .api(
+                reqwest::Method::PUT,
+                "sys/policies/acl/eci-limited",
+                Some(json!({ "policy": hcl })),
+            )
+            .await;
+        let created = self
+            .bao
+            .api(
+                reqwest::Method::POST,
+                "auth/token/create",
+                Some(json!({ "policies": ["eci-limited"], "ttl": "1h" })),
+            )
+            .await;
+        let token = created["auth"]["client_token"]
+            .as_str()
+            .expect("client token");
+        assert!(token != VAULT_ROOT);
+        let path = self.dir.path().join("vault-token");
+        std::fs::write(&path, token).expect("write vault token");
+        path
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
