@@ -21,6 +21,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/eci/tokens", get(list).post(create))
         .route("/eci/tokens/{id}", get(get_one).patch(patch).delete(revoke))
         .route("/eci/deleted", get(deleted))
+        .route("/eci/minted", get(minted))
         .route("/eci/organization", get(organization))
 }
 
@@ -180,6 +181,11 @@ async fn revoke(
 
 async fn deleted(State(st): State<AppState>) -> Json<Value> {
     Json(json!(lock(&st.eci).deleted_ids()))
+}
+
+/// Every value ever minted, live or deleted: what a leak check must never find.
+async fn minted(State(st): State<AppState>) -> Json<Value> {
+    Json(json!(lock(&st.eci).minted_values()))
 }
 
 async fn organization(State(st): State<AppState>) -> Json<Value> {

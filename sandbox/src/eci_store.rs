@@ -170,6 +170,15 @@ impl EciStore {
         }
     }
 
+    /// Every token value this store ever handed out, deleted tokens included (for leak checks).
+    pub(crate) fn minted_values(&self) -> Vec<&str> {
+        self.tokens
+            .iter()
+            .chain(self.deleted.iter())
+            .map(|t| t.value.as_str())
+            .collect()
+    }
+
     pub(crate) fn deleted_ids(&self) -> Vec<Uuid> {
         self.deleted.iter().map(|t| t.id).collect()
     }
