@@ -209,9 +209,11 @@ fn select(policy: &Policy, names: &[String]) -> Result<Vec<TokenPolicy>, String>
     if names.is_empty() {
         return Ok(policy.tokens.clone());
     }
-    let mut out = Vec::new();
+    let mut out: Vec<TokenPolicy> = Vec::new();
     for n in names {
         match policy.tokens.iter().find(|t| &t.name == n) {
+            // Named twice is still one token, rotated once.
+            Some(t) if out.iter().any(|o| o.name == t.name) => {}
             Some(t) => out.push(t.clone()),
             None => {
                 let known: Vec<&str> = policy.tokens.iter().map(|t| t.name.as_str()).collect();
@@ -315,7 +317,7 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
                 path: path.clone(),
                 key: key.clone(),
             };
-            vault
+            let value = vault
                 .read_value(&dest)
                 .await
                 .map_err(|e| format!("ECI credential ({}): {e}", policy.eci.token.describe()))?
@@ -324,7 +326,20 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
                         "ECI credential ({}): no key `{key}` in that Vault secret",
                         policy.eci.token.describe()
                     )
-                })
+                })?;
+            // A value stored by hand (`bao kv put ... token=@file`) may end in a newline.
+            let trimmed = value.expose().trim_end();
+            if trimmed.is_empty() {
+                return Err(format!(
+                    "ECI credential ({}): the key `{key}` is empty",
+                    policy.eci.token.describe()
+                ));
+            }
+            Ok(if trimmed.len() == value.expose().len() {
+                value
+            } else {
+                SecretValue::new(trimmed)
+            })
         }
         other => other
             .resolve()

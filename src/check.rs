@@ -194,11 +194,50 @@ async fn eci_checks(
     };
     rec.push(Check::new(what, outcome));
     let what = "ECI credential expiry";
-    let outcome = match eci.list(None).await {
-        Ok(tokens) => credential_expiry(policy, &credential, &tokens),
-        Err(e) => Outcome::Failed(format!("cannot list tokens: {e}")),
+    let tokens = match eci.list(None).await {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            rec.push(Check::new(
+                what,
+                Outcome::Failed(format!("cannot list tokens: {e}")),
+            ));
+            return;
+        }
     };
-    rec.push(Check::new(what, outcome));
+    rec.push(Check::new(
+        what,
+        credential_expiry(policy, &credential, &tokens),
+    ));
+    if !policy.tokens.is_empty() {
+        rec.push(Check::new(
+            "ECI tokens of the policy",
+            policy_tokens_present(policy, &tokens),
+        ));
+    }
+}
+
+/// Every `[[token]]` names a token that exists: a rotation cannot create the first one.
+fn policy_tokens_present(policy: &Policy, tokens: &[Token]) -> Outcome {
+    let missing: Vec<&str> = policy
+        .tokens
+        .iter()
+        .filter(|p| !tokens.iter().any(|t| t.name == p.name))
+        .map(|p| p.name.as_str())
+        .collect();
+    if missing.is_empty() {
+        return Outcome::Ok(Some(format!(
+            "{} token(s), each found in ECI",
+            policy.tokens.len()
+        )));
+    }
+    Outcome::Failed(format!(
+        "no token named {} in ECI: create each once in the portal, then this program keeps it fresh",
+        missing
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 /// The credential's own token, found by its value, and whether anything keeps it alive.

@@ -7,7 +7,7 @@ use crate::plan::{self, Decision};
 use crate::policy::{Policy, TokenPolicy};
 use crate::rotation::journal::{DestState, DestStatus, Phase, Rotation, TokenRecord};
 use crate::rotation::report::{relative, when};
-use crate::rotation::{ROTATIONS, TOKENS};
+use crate::rotation::{HELD, MARKER, ROTATIONS, TOKENS};
 use crate::schedule::Schedule;
 use crate::state::Store;
 use chrono::{DateTime, Utc};
@@ -45,6 +45,19 @@ pub struct TokenStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open_rotation: Option<OpenRotation>,
     pub destinations: Vec<DestinationStatus>,
+    /// Other live tokens of this name in ECI (a kept or orphan replacement, or someone else's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_tokens: Vec<OtherToken>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherToken {
+    pub id: String,
+    pub expires: Option<DateTime<Utc>>,
+    /// kept (`--abandon --force`, or unreadable while destinations hold it: deleted after the
+    /// next complete rotation), orphan (made by this program, used by nothing: deleted at the
+    /// next run), foreign (not made by this program: never touched)
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,19 +116,38 @@ pub async fn gather(
         let open: Option<Rotation> = store.and_then(|s| s.load(ROTATIONS, &t.name).ok().flatten());
         let record: Option<TokenRecord> =
             store.and_then(|s| s.load(TOKENS, &t.name).ok().flatten());
+        let held: Vec<String> = store
+            .and_then(|s| s.load(HELD, &t.name).ok().flatten())
+            .unwrap_or_default();
         let named: Option<Vec<Token>> = tokens
             .as_ref()
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
-        status.tokens.push(token_status(
-            t,
-            named.as_deref(),
-            open,
-            record,
-            now,
-            default_mount,
-        ));
+        let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
+        st.other_tokens = other_tokens(&st, named.as_deref().unwrap_or_default(), &held);
+        status.tokens.push(st);
     }
     status
+}
+
+/// The live tokens of this name that are neither the current one nor an open rotation's
+/// replacement.
+fn other_tokens(st: &TokenStatus, named: &[Token], held: &[String]) -> Vec<OtherToken> {
+    let replacement = st.open_rotation.as_ref().and_then(|o| o.new_id.as_deref());
+    named
+        .iter()
+        .filter(|t| Some(t.id.as_str()) != st.id.as_deref() && Some(t.id.as_str()) != replacement)
+        .map(|t| OtherToken {
+            id: t.id.clone(),
+            expires: t.expires,
+            kind: if held.contains(&t.id) {
+                "kept"
+            } else if t.description.contains(MARKER) {
+                "orphan"
+            } else {
+                "foreign"
+            },
+        })
+        .collect()
 }
 
 fn last_run(store: &Store) -> Option<LastRun> {
@@ -154,6 +186,7 @@ fn token_status(
         last_rotated: record.as_ref().map(|r| r.last_rotated),
         open_rotation: None,
         destinations,
+        other_tokens: Vec::new(),
     };
     if let Some(rot) = &open {
         out.state = if rot.phase == Phase::Grace {
@@ -268,9 +301,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
         if let Some(o) = &t.open_rotation {
             let _ = writeln!(
                 out,
-                "  open rotation since {} at {:?}{}{}",
+                "  open rotation since {}, phase {}{}{}",
                 local(o.started),
-                o.phase,
+                o.phase.as_str(),
                 o.new_id
                     .as_ref()
                     .map(|n| format!(", replacement {n}"))
@@ -294,13 +327,34 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 .unwrap_or_default();
             let _ = writeln!(out, "  {:<12} {}{at}{err}", d.status, d.destination);
         }
+        for o in &t.other_tokens {
+            let expires = o
+                .expires
+                .map(|e| format!(" expires {}", local(e)))
+                .unwrap_or_default();
+            let why = match o.kind {
+                "kept" => {
+                    "kept alive: destinations may hold it; deleted after the next complete rotation"
+                }
+                "orphan" => {
+                    "made by this program, used by no rotation: the next run deletes it once no destination holds it"
+                }
+                _ => "not made by this program: left alone",
+            };
+            let _ = writeln!(out, "  also alive   {}{expires} ({why})", o.id);
+        }
     }
     let runs: Vec<String> = status.next_runs.iter().map(|t| local(*t)).collect();
     if !runs.is_empty() {
         let _ = writeln!(out, "next runs: {}", runs.join("; "));
     }
     if let Some(l) = &status.last_run {
-        let _ = writeln!(out, "last run: {} at {}", l.summary, local(l.finished));
+        let _ = writeln!(
+            out,
+            "last daemon pass: {} at {}",
+            l.summary,
+            local(l.finished)
+        );
     }
     out
 }

@@ -93,9 +93,13 @@ fn unmanaged_line(token: &Value) -> String {
 async fn all_good_on_every_service() {
     let world = World::new().await;
     // The credential is read from Vault at a destination of the `ops-bot` token, so the policy
-    // rotates it: no warning about it.
+    // rotates it: no warning about it. Stored by hand with a trailing newline (as
+    // `bao kv put ... token=@file` does), which is not part of the credential.
     world
-        .vault_write("eci/bot", json!({ "token": world.eci_credential }))
+        .vault_write(
+            "eci/bot",
+            json!({ "token": format!("{}\n", world.eci_credential) }),
+        )
         .await;
     let policy = format!(
         r#"
@@ -155,6 +159,9 @@ name = "ci-deploy"
     );
     let path = world.dir.path().join("policy.toml");
     std::fs::write(&path, policy).expect("write policy");
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
     let before = world.eci_tokens().await.len();
 
     let run = run_check(&world, &path, None).await;
@@ -169,6 +176,7 @@ name = "ci-deploy"
             bot["id"].as_str().expect("id"),
             when(&bot)
         ),
+        "ok      ECI tokens of the policy: 2 token(s), each found in ECI".to_owned(),
         format!("ok      Vault login at {} (token auth)", world.bao.addr),
         "ok      Vault read secret/eci/bot (the ECI credential)".to_owned(),
         "ok      Vault write secret/eci/bot".to_owned(),
@@ -176,7 +184,7 @@ name = "ci-deploy"
         "ok      GitHub Actions secrets of repository acme/web".to_owned(),
         "ok      GitHub Actions secrets of environment production of acme/web".to_owned(),
         "ok      GitHub Actions secrets of organization acme (selected: web)".to_owned(),
-        "online check: 10 ok, 0 warnings, 0 failed".to_owned(),
+        "online check: 11 ok, 0 warnings, 0 failed".to_owned(),
     ];
     assert_lines(&run, &want);
     // Nothing was created, written or deleted.
@@ -234,11 +242,12 @@ name = "ci-readonly"
         whoami_line(&world).await,
         CREATE_OK.to_owned(),
         unmanaged_line(&ops_bot(&world).await),
+        "FAILED  ECI tokens of the policy: no token named `ci-deploy`, `ci-readonly` in ECI: create each once in the portal, then this program keeps it fresh".to_owned(),
         format!("ok      Vault login at {} (token auth)", world.bao.addr),
         "ok      Vault write secret/ci/deploy".to_owned(),
         "FAILED  Vault write secret/ci/readonly: the Vault token lacks create or update on secret/data/ci/readonly (has read); lacks create or update on secret/metadata/ci/readonly (has list, read)".to_owned(),
         "FAILED  Vault write secret/ci/nothing: the Vault token lacks read and create or update on secret/data/ci/nothing (has deny); lacks read and create or update on secret/metadata/ci/nothing (has deny)".to_owned(),
-        "online check: 4 ok, 1 warning, 2 failed".to_owned(),
+        "online check: 4 ok, 1 warning, 3 failed".to_owned(),
     ];
     assert_lines(&run, &want);
     world.assert_no_leak().await;
@@ -247,6 +256,9 @@ name = "ci-readonly"
 #[tokio::test]
 async fn github_repository_that_does_not_exist() {
     let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
     let policy = world.policy(
         r#"
 [[token]]
@@ -284,13 +296,14 @@ name = "ci-deploy"
         whoami_line(&world).await,
         CREATE_OK.to_owned(),
         unmanaged_line(&ops_bot(&world).await),
+        "ok      ECI tokens of the policy: 1 token(s), each found in ECI".to_owned(),
         format!("ok      Vault login at {} (token auth)", world.bao.addr),
         "ok      GitHub Actions secrets of repository acme/web".to_owned(),
         "FAILED  GitHub Actions secrets of repository acme/nope: repository acme/nope does not exist or the token cannot see it (GET /repos/acme/nope/actions/secrets/public-key returned 404)".to_owned(),
         "FAILED  GitHub Actions secrets of environment staging of acme/web: environment `staging` of acme/web does not exist or the token cannot see it (GET /repos/acme/web/environments/staging/secrets/public-key returned 404)".to_owned(),
         "FAILED  GitHub Actions secrets of organization acme (selected: web, gone): selected repository acme/gone does not exist or the token cannot see it".to_owned(),
         "FAILED  GitHub Actions secrets of organization umbrella: organization umbrella does not exist or the token cannot see it (GET /orgs/umbrella/actions/secrets/public-key returned 404)".to_owned(),
-        "online check: 4 ok, 1 warning, 4 failed".to_owned(),
+        "online check: 5 ok, 1 warning, 4 failed".to_owned(),
     ];
     assert_lines(&run, &want);
     assert!(world.github_secrets().await.is_empty());
@@ -330,8 +343,9 @@ name = "limited-bot"
             limited["id"].as_str().expect("id"),
             when(&limited)
         ),
+        "ok      ECI tokens of the policy: 1 token(s), each found in ECI".to_owned(),
         format!("ok      Vault login at {} (token auth)", world.bao.addr),
-        "online check: 2 ok, 1 warning, 1 failed".to_owned(),
+        "online check: 3 ok, 1 warning, 1 failed".to_owned(),
     ];
     assert_lines(&run, &want);
     assert_eq!(

@@ -562,5 +562,30 @@ async fn metrics_after_a_rotation() {
     assert!(text.trim_end().ends_with("# EOF"));
     assert_eq!(daemon.terminate(&world).await, 0);
     world.note_printed(&text);
+
+    // After a restart, with nothing due, the first pass already reports every destination's
+    // saved result (an alert on the sync status must not go blind after a restart).
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("rotation pass done", 20).await;
+    let text = world
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let synced = "eci_secret_sync_destination_sync_status{name=\"ci-deploy\",destination=\"vault:secret/ci/deploy#ECI_ACCESS_TOKEN\",status=\"synced\"} 1";
+    assert!(
+        text.lines().any(|l| l == synced),
+        "no `{synced}` in:\n{text}"
+    );
+    assert!(
+        !text.contains("eci_secret_sync_rotations_total{name=\"ci-deploy\",result=\"success\"} 1"),
+        "a new process counts its own rotations"
+    );
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.note_printed(&text);
     world.assert_no_leak().await;
 }

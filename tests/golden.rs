@@ -9,7 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use eci_secret_sync::rotation::journal::Phase;
 use eci_secret_sync::schedule::Schedule;
 use eci_secret_sync::status::{
-    DestinationStatus, LastRun, OpenRotation, Status, TokenStatus, render,
+    DestinationStatus, LastRun, OpenRotation, OtherToken, Status, TokenStatus, render,
 };
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -136,6 +136,7 @@ fn fixed_status() -> Status {
         last_rotated: None,
         open_rotation: None,
         destinations: Vec::new(),
+        other_tokens: Vec::new(),
     };
     let ok = TokenStatus {
         id: Some("0b7f6a4e-5d1c-4c38-9a57-2f0d8f4b9c11".into()),
@@ -149,6 +150,18 @@ fn fixed_status() -> Status {
                 Some(now - chrono::Duration::days(30)),
             ),
             dest("github:repo:acme/web:ECI_READONLY", "unknown", None),
+        ],
+        other_tokens: vec![
+            OtherToken {
+                id: "60f49249-1c2d-4e5f-8a9b-0c1d2e3f4a5b".into(),
+                expires: Some(now + chrono::Duration::days(85)),
+                kind: "kept",
+            },
+            OtherToken {
+                id: "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f".into(),
+                expires: None,
+                kind: "foreign",
+            },
         ],
         ..token("ci-readonly", "ok")
     };
@@ -242,6 +255,8 @@ fn status_text_from_saved_state_only() {
     status.eci_error =
         Some("ECI unreachable: error sending request for url (https://portal.example/api/user/user_access_token)".into());
     status.tokens.truncate(1);
+    // Other tokens of the name are known from ECI only.
+    status.tokens[0].other_tokens.clear();
     status.last_run = None;
     golden("status_text_saved_state_only", &render(&status, None), &[]);
 }

@@ -167,6 +167,30 @@ async fn abandon_refuses_when_a_destination_holds_the_replacement_unless_forced(
         2,
         "both tokens stay alive"
     );
+    // --status says so: the kept replacement is not hidden behind "ok".
+    let kept = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| {
+            t["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("[eci-secret-sync]"))
+        })
+        .expect("the kept replacement");
+    let st = world.run(&policy, &["--status"]).await;
+    let kept_line = format!("also alive   {}", kept["id"].as_str().expect("id"));
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.contains(&kept_line) && l.contains("kept alive")),
+        "{}",
+        st.stdout
+    );
+    let json_run = world.run(&policy, &["--status", "--json"]).await;
+    let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
+    assert_eq!(v["tokens"][0]["other_tokens"][0]["id"], kept["id"]);
+    assert_eq!(v["tokens"][0]["other_tokens"][0]["kind"], "kept");
     world.assert_no_leak().await;
 }
 

@@ -29,6 +29,11 @@ fn setup_env() {
             ("POLICY_TEST_VAULT", "hvs.example"),
             ("POLICY_TEST_GITHUB", "ghp_example"),
             ("POLICY_TEST_EMPTY", ""),
+            (
+                "POLICY_TEST_NEWLINE",
+                "u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA\r\n",
+            ),
+            ("POLICY_TEST_BLANK", " \n"),
         ];
         for (name, value) in vars {
             // SAFETY: runs exactly once, inside `Once`, before any test of this binary reads
@@ -853,4 +858,15 @@ fn a_relative_state_dir_is_taken_from_the_policy_folder() {
     let source = format!("{ECI}[state]\ndir = \"state\"\n");
     let loaded = policy::parse(&source, &policy_path).map(|p| p.state.dir);
     assert_eq!(loaded.ok().flatten(), Some(dir.path().join("state")));
+}
+
+#[test]
+fn an_env_credential_is_used_without_its_trailing_newline() {
+    let policy = parse("[eci]\ntoken = { env = \"POLICY_TEST_NEWLINE\" }\n").expect("loads");
+    let value = policy.eci.token.resolve().expect("resolves");
+    assert!(value.same_as(&eci_secret_sync::secret::SecretValue::new(ECI_VALUE)));
+    assert_eq!(
+        errors("[eci]\ntoken = { env = \"POLICY_TEST_BLANK\" }\n"),
+        ["policy.toml:2:9: eci.token: environment variable `POLICY_TEST_BLANK` is empty"]
+    );
 }

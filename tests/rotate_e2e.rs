@@ -319,11 +319,26 @@ async fn force_and_token_filter_rotate_only_the_named_token() {
     let run = world
         .run(
             &policy,
-            &["--rotate-now", "--token", "ci-readonly", "--force"],
+            &[
+                "--rotate-now",
+                "--token",
+                "ci-readonly",
+                "--force",
+                "--token",
+                "ci-readonly",
+            ],
         )
         .await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(!run.stdout.contains("ci-deploy"), "{}", run.stdout);
+    // Named twice, rotated and reported once.
+    assert_eq!(
+        run.stdout.matches("ci-readonly: rotated").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("1 rotated"), "{}", run.stdout);
     assert_eq!(world.eci_named("ci-deploy").await[0]["id"], deploy["id"]);
     let now_ro = world.eci_named("ci-readonly").await;
     assert_eq!(now_ro.len(), 1);

@@ -1,5 +1,6 @@
-# Shared by scripts/test and scripts/demo: install what is missing on a fresh machine.
-# Sourced; defines ensure_bao, which exports BAO_BIN.
+# Shared by scripts/test, scripts/demo and scripts/bench: install what is missing on a fresh
+# machine. Sourced; defines ensure_bao (exports BAO_BIN), ensure_apt_package,
+# ensure_python_module and target_dir.
 
 OPENBAO_VERSION=2.7.2
 
@@ -42,4 +43,8 @@ ensure_python_module() { # ensure_python_module MODULE [PIP_SPEC]: the notificat
   echo "installing Python module $1 (PyPI ${2:-$1}) ..." >&2
   python3 -m pip install --quiet --disable-pip-version-check "${2:-$1}" >&2
   python3 -c "import $1"
+}
+
+target_dir() { # cargo's target folder (honours CARGO_TARGET_DIR and .cargo/config)
+  cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])'
 }

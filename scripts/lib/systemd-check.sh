@@ -14,7 +14,7 @@ MAX_EXPOSURE=20 # tenths: 2.0
 ensure_apt_package systemd-analyze systemd
 
 cargo build --quiet --bin eci-secret-sync
-binary="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/eci-secret-sync"
+binary="$(target_dir)/debug/eci-secret-sync"
 [ -x "$binary" ] || { echo "error: $binary was not built" >&2; exit 1; }
 
 work=$(mktemp -d)

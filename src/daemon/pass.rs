@@ -3,8 +3,10 @@
 use super::memory::PassRecord;
 use crate::app::build_engine;
 use crate::policy::Policy;
-use crate::rotation::Options;
+use crate::rotation::journal::TokenRecord;
+use crate::rotation::report::DestReport;
 use crate::rotation::report::{Outcome, TokenReport, when};
+use crate::rotation::{Options, TOKENS};
 use crate::state::{LockGuard, StateError, Store};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -59,7 +61,7 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     };
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
-    crate::metrics::global().observe_run(&reports, |name| {
+    crate::metrics::global().observe_run(&with_saved_destinations(&reports, &store), |name| {
         policy
             .tokens
             .iter()
@@ -177,4 +179,26 @@ fn log_report(r: &TokenReport) {
     for w in &r.warnings {
         tracing::warn!(token = %r.name, "{w}");
     }
+}
+
+/// The reports, with each token that did nothing this pass (not due) showing its destinations'
+/// last saved results: the metrics then carry every destination from the first pass after a
+/// restart, not only those a rotation touched since.
+fn with_saved_destinations(reports: &[TokenReport], store: &Store) -> Vec<TokenReport> {
+    reports
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            if r.destinations.is_empty()
+                && let Ok(Some(record)) = store.load::<TokenRecord>(TOKENS, &r.name)
+            {
+                r.destinations = record
+                    .destinations
+                    .iter()
+                    .map(|(k, d)| DestReport::from_state(k, d))
+                    .collect();
+            }
+            r
+        })
+        .collect()
 }

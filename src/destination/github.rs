@@ -251,25 +251,26 @@ impl Github {
     }
 
     /// Whether `dest` may hold something written at or after `since` (this host's clock, less
-    /// `skew` for the server's): `false` only when GitHub shows the secret absent or last
-    /// updated before then. GitHub never returns a secret's value, so this is all it can tell.
+    /// `skew` for the server's): the secret's `updated_at` when it is that late, `None` when
+    /// GitHub shows the secret absent or last updated before then. GitHub never returns a
+    /// secret's value, so this is all it can tell.
     pub async fn maybe_written_since(
         &self,
         dest: &GithubDestination,
         since: DateTime<Utc>,
         skew: chrono::Duration,
-    ) -> Result<bool, DestError> {
+    ) -> Result<Option<DateTime<Utc>>, DestError> {
         let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
         let reply = self.request(http::Method::GET, &url, None).await?;
         if reply.status == StatusCode::NOT_FOUND {
-            return Ok(false);
+            return Ok(None);
         }
         if reply.status != StatusCode::OK {
             return Err(reply_error("GET", &url, &reply));
         }
         let meta: SecretMeta = serde_json::from_str(&reply.body)
             .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
-        Ok(meta.updated_at >= since - skew)
+        Ok((meta.updated_at >= since - skew).then_some(meta.updated_at))
     }
 
     /// Prove this client can write `dest`'s scope without writing: fetch the scope's public key

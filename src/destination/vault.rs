@@ -447,10 +447,7 @@ fn classify(what: &str, e: &ClientError) -> DestError {
 fn describe(e: &ClientError) -> String {
     match e {
         ClientError::APIError { code, errors } => {
-            let errs: Vec<String> = errors
-                .iter()
-                .map(|s| crate::secret::scrub(s.trim()))
-                .collect();
+            let errs: Vec<String> = errors.iter().map(|s| one_line(s)).collect();
             if errs.is_empty() {
                 format!("HTTP {code}")
             } else {
@@ -473,5 +470,35 @@ fn describe(e: &ClientError) -> String {
             other => other.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// Vault's error text on one line: OpenBao wraps its errors as `1 error occurred:\n\t* why\n\n`;
+/// the count line and the bullets go, the rest is joined with `; `.
+fn one_line(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim().trim_start_matches("* ").trim())
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            !(l.ends_with("error occurred:") || l.ends_with("errors occurred:"))
+                || !l.starts_with(|c: char| c.is_ascii_digit())
+        })
+        .collect();
+    crate::secret::scrub(&parts.join("; "))
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+
+    #[test]
+    fn vault_error_lists_become_one_line() {
+        assert_eq!(
+            one_line("1 error occurred:\n\t* permission denied\n\n"),
+            "permission denied"
+        );
+        assert_eq!(one_line("2 errors occurred:\n\t* a\n\t* b\n"), "a; b");
+        assert_eq!(one_line("  Vault is sealed  "), "Vault is sealed");
     }
 }

@@ -28,11 +28,13 @@ impl SecretRef {
     /// Reads the secret. Errors name the variable or path, never the content.
     pub fn resolve(&self) -> Result<SecretValue, String> {
         match self {
+            // Trailing whitespace (a newline from `$(cat file)` or an editor) is never part of
+            // a credential, as with files.
             SecretRef::Env(name) => match std::env::var(name) {
-                Ok(value) if value.is_empty() => {
+                Ok(value) if value.trim_end().is_empty() => {
                     Err(format!("environment variable `{name}` is empty"))
                 }
-                Ok(value) => Ok(SecretValue::new(value)),
+                Ok(value) => Ok(SecretValue::new(value.trim_end())),
                 Err(std::env::VarError::NotPresent) => {
                     Err(format!("environment variable `{name}` is not set"))
                 }

@@ -23,6 +23,19 @@ pub enum Phase {
     Deleting,
 }
 
+impl Phase {
+    /// The name `--status` and the JSON use: `planned`, `creating`, `created`, `grace`, `deleting`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Planned => "planned",
+            Phase::Creating => "creating",
+            Phase::Created => "created",
+            Phase::Grace => "grace",
+            Phase::Deleting => "deleting",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DestStatus {

@@ -456,8 +456,13 @@ impl Engine {
                 }
                 Destination::Github(g) => match self.github() {
                     Ok(github) => match github.maybe_written_since(g, since, CLOCK_SKEW).await {
-                        Ok(true) => Some(key.clone()),
-                        Ok(false) => None,
+                        Ok(Some(updated)) => Some(format!(
+                            "{key} (GitHub shows it updated {}, and the write began {}; \
+                             GitHub cannot tell which value it holds)",
+                            updated.format("%Y-%m-%d %H:%M:%S UTC"),
+                            since.format("%Y-%m-%d %H:%M:%S UTC")
+                        )),
+                        Ok(None) => None,
                         Err(e) => unknown(e.message),
                     },
                     Err(e) => unknown(e.message),
