@@ -358,48 +358,51 @@ impl Need {
 /// `sys/capabilities-self` for the credential's source and every destination secret.
 async fn vault_checks(rec: &mut Recorder<'_>, policy: &Policy, vault: &Vault) {
     // (what, needs): one line per secret however many keys of it are written.
-    let mut checks: Vec<(String, Vec<Need>)> = Vec::new();
+    // The destination is kept to prove, once the capabilities are there, that its mount is KV v2.
+    let mut checks: Vec<(String, Vec<Need>, Option<&crate::policy::VaultDestination>)> = Vec::new();
     if let SecretRef::Vault { path, .. } = &policy.eci.token {
         let mount = vault.default_mount();
         let what = format!("Vault read {mount}/{path} (the ECI credential)");
         let data = Need::new(format!("{mount}/data/{path}"), false);
-        checks.push((what, vec![data]));
+        checks.push((what, vec![data], None));
     }
     for d in policy.tokens.iter().flat_map(|t| &t.vault) {
         let mount = d.mount.as_deref().unwrap_or(vault.default_mount());
         let what = format!("Vault write {mount}/{}", d.path);
-        if checks.iter().any(|(w, _)| *w == what) {
+        if checks.iter().any(|(w, _, _)| *w == what) {
             continue;
         }
         let data = Need::new(format!("{mount}/data/{}", d.path), true);
         let metadata = Need::new(format!("{mount}/metadata/{}", d.path), true);
-        checks.push((what, vec![data, metadata]));
+        checks.push((what, vec![data, metadata], Some(d)));
     }
     if checks.is_empty() {
         return;
     }
     let paths: Vec<String> = checks
         .iter()
-        .flat_map(|(_, needs)| needs.iter().map(|n| n.path.clone()))
+        .flat_map(|(_, needs, _)| needs.iter().map(|n| n.path.clone()))
         .collect();
     let caps = match vault.capabilities_self(&paths).await {
         Ok(caps) => caps,
         Err(e) => {
-            for (what, _) in checks {
+            for (what, _, _) in checks {
                 rec.push(Check::new(what, Outcome::Failed(e.message.clone())));
             }
             return;
         }
     };
-    for (what, needs) in checks {
+    for (what, needs, dest) in checks {
         let problems: Vec<String> = needs
             .iter()
             .filter_map(|n| n.missing(caps.get(&n.path).map_or(&[][..], Vec::as_slice)))
             .collect();
-        let result = if problems.is_empty() {
-            Ok(())
-        } else {
+        let result = if !problems.is_empty() {
             Err(format!("the Vault token {}", problems.join("; ")))
+        } else if let Some(d) = dest {
+            vault.preflight(d).await.map_err(|e| e.message)
+        } else {
+            Ok(())
         };
         rec.push(Check::from_result(what, result));
     }

@@ -353,3 +353,116 @@ async fn names_with_like_wildcards_and_backslashes_are_matched_exactly() {
     assert_eq!(ids(&world, "ci\\deploy").await.len(), 1);
     world.assert_no_leak().await;
 }
+
+/// Run with some of the test credentials replaced.
+async fn run_with_env(
+    world: &World,
+    policy: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> common::Run {
+    let mut cmd = world.command(policy, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("binary finished within 120 s")
+        .expect("binary ran");
+    let run = common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    world.note_printed(&run.all());
+    run
+}
+
+/// A destination that cannot take the value stops the rotation before a replacement is made,
+/// and says why: a KV version 1 mount (it would keep the value at a `data/` path nobody
+/// reads), a mount that does not exist, a Vault token Vault refuses, a GitHub token GitHub
+/// refuses. `--check --online` reports the same mounts.
+#[tokio::test]
+async fn nothing_is_minted_when_a_destination_cannot_take_the_value() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .bao
+        .api(
+            reqwest::Method::POST,
+            "sys/mounts/kv1",
+            Some(json!({"type": "kv", "options": {"version": "1"}})),
+        )
+        .await;
+    let vault_dest = |mount: &str| {
+        format!(
+            "[[token]]\nname = \"ci-deploy\"\n  [[token.vault]]\n  mount = \"{mount}\"\n  path = \"ci/deploy\"\n  key = \"ECI_ACCESS_TOKEN\"\n"
+        )
+    };
+    let github_dest = "[[token]]\nname = \"ci-deploy\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n";
+    let cases: [(String, &[(&str, &str)], &str); 4] = [
+        (
+            vault_dest("kv1"),
+            &[],
+            "Vault mount `kv1` is a KV version 1 engine; destinations need KV version 2",
+        ),
+        (
+            vault_dest("nomount"),
+            &[],
+            "no secrets engine is mounted at `nomount`",
+        ),
+        (
+            vault_dest("secret"),
+            &[("TEST_VAULT_TOKEN", "s.refusedrefusedrefused")],
+            "Vault refused the token (it is wrong, expired or revoked)",
+        ),
+        (
+            github_dest.to_string(),
+            &[("TEST_GITHUB_TOKEN", "ghp_revokedrevokedrevokedrevoked00")],
+            "returned 401",
+        ),
+    ];
+    for (tokens, env, why) in &cases {
+        let policy = world.policy(tokens);
+        let run = run_with_env(&world, &policy, &["--rotate-now"], env).await;
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(
+            run.stdout.contains(why) && run.stdout.contains("no replacement was made"),
+            "{why}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            world.eci_named("ci-deploy").await.len(),
+            1,
+            "nothing minted: {why}"
+        );
+    }
+    for path in ["kv1/data/ci/deploy", "kv1/ci/deploy"] {
+        let r = world
+            .http
+            .get(format!("{}/v1/{path}", world.bao.addr))
+            .header("X-Vault-Token", common::VAULT_ROOT)
+            .send()
+            .await
+            .expect("vault read");
+        assert_eq!(r.status(), 404, "nothing written at {path}");
+    }
+    for (mount, why) in [
+        (
+            "kv1",
+            "FAILED  Vault write kv1/ci/deploy: Vault mount `kv1` is a KV version 1 engine",
+        ),
+        (
+            "nomount",
+            "FAILED  Vault write nomount/ci/deploy: Vault: the token may not use nomount/ci/deploy, or no secrets engine is mounted at `nomount`",
+        ),
+    ] {
+        let policy = world.policy(&vault_dest(mount));
+        let run = world.run(&policy, &["--check", "--online"]).await;
+        assert_eq!(run.code, 1, "{}", run.all());
+        assert!(run.stdout.contains(why), "{why}: {}", run.stdout);
+    }
+    world.assert_no_leak().await;
+}

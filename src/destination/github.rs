@@ -170,6 +170,25 @@ impl Github {
         self.installation_token().await
     }
 
+    /// Prove, without writing, that `dest` can be written: the credential is accepted and can
+    /// see the scope (its public key is fetched, and kept for the write), and an organization
+    /// secret's `selected` repositories resolve. Checked before a replacement is made.
+    pub async fn preflight(&self, dest: &GithubDestination) -> Result<(), DestError> {
+        let base = scope_path(dest);
+        self.public_key(&base, false).await?;
+        if let GithubTarget::Org {
+            org,
+            visibility: Visibility::Selected,
+            repositories,
+        } = &dest.target
+        {
+            for r in repositories {
+                self.repo_id(org, r).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -5,8 +5,8 @@ use crate::policy::{VaultAuth, VaultDestination, VaultSection};
 use crate::retry::Backoff;
 use crate::secret::SecretValue;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use tokio::sync::RwLock;
+use std::collections::{HashMap, HashSet};
+use tokio::sync::{Mutex, RwLock};
 use vaultrs::api::kv2::requests::{
     ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions,
 };
@@ -25,6 +25,8 @@ pub struct Vault {
     auth: VaultAuth,
     default_mount: String,
     backoff: Backoff,
+    /// `mount/path`s already proved to be KV version 2 and reachable with this token.
+    preflighted: Mutex<HashSet<String>>,
 }
 
 impl Vault {
@@ -62,6 +64,7 @@ impl Vault {
             auth: section.auth.clone(),
             default_mount: section.mount.clone(),
             backoff: Backoff::default(),
+            preflighted: Mutex::new(HashSet::new()),
         })
     }
 
@@ -113,6 +116,70 @@ impl Vault {
         dest.mount.as_deref().unwrap_or(&self.default_mount)
     }
 
+    /// Prove, without writing, that `dest` can be written as a KV version 2 secret: Vault's
+    /// `sys/internal/ui/mounts/<mount>/<path>` (what Vault's own CLI asks) names the engine
+    /// behind the path when the token may use it. Refused outright: a token Vault does not
+    /// accept, a path the token may not use or that no mount serves, and a mount that is not KV
+    /// version 2 (a KV v1 engine would store the value at a `data/` path nobody reads). Once
+    /// per destination per run.
+    pub async fn preflight(&self, dest: &VaultDestination) -> Result<(), DestError> {
+        let mount = self.mount(dest);
+        let id = format!("{mount}/{}", dest.path);
+        if self.preflighted.lock().await.contains(&id) {
+            return Ok(());
+        }
+        let reply = self.with_retries(|| self.mount_info(&id)).await;
+        let info = match reply {
+            Ok(info) => info,
+            Err(e) if e.message.contains("preflight capability check") => {
+                return Err(DestError::fatal(format!(
+                    "Vault: the token may not use {id}, or no secrets engine is mounted at `{mount}` ({})",
+                    e.message
+                )));
+            }
+            Err(e) if e.message.contains("permission denied") => {
+                return Err(DestError::fatal(format!(
+                    "Vault refused the token (it is wrong, expired or revoked): {}",
+                    e.message
+                )));
+            }
+            // An older server without this endpoint: the write itself will tell.
+            Err(e) if e.message.contains("HTTP 404") || e.message.contains("HTTP 405") => {
+                tracing::debug!(error = %e, "Vault cannot say which engine serves {id}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let kind = info["type"].as_str().unwrap_or("?");
+        let version = info["options"]["version"].as_str().unwrap_or("1");
+        if kind != "kv" || version != "2" {
+            let engine = if kind == "kv" {
+                format!("a KV version {version} engine")
+            } else {
+                format!("a `{kind}` engine")
+            };
+            return Err(DestError::fatal(format!(
+                "Vault mount `{mount}` is {engine}; destinations need KV version 2 (set `mount` to a KV v2 mount)"
+            )));
+        }
+        self.preflighted.lock().await.insert(id);
+        Ok(())
+    }
+
+    /// The `data` of `sys/internal/ui/mounts/<id>`: the engine serving that path.
+    async fn mount_info(&self, id: &str) -> Result<Value, DestError> {
+        let client = self.client.read().await;
+        let request = RawRequest {
+            path: format!("sys/internal/ui/mounts/{id}"),
+            method: rustify::enums::RequestMethod::GET,
+            body: None,
+        };
+        vaultrs::api::exec_with_result(&*client, request)
+            .await
+            .map(Value::Object)
+            .map_err(|e| classify(&format!("Vault sys/internal/ui/mounts/{id}"), &e))
+    }
+
     /// Merge `value` under `dest.key` into the secret at `dest.path`, keeping its other keys,
     /// with check-and-set; then record who wrote it in the secret's custom metadata.
     pub async fn push(
@@ -121,6 +188,7 @@ impl Vault {
         value: &SecretValue,
         meta: &WriteMeta,
     ) -> Result<Receipt, DestError> {
+        self.preflight(dest).await?;
         let mount = self.mount(dest);
         let mut conflicts = 0;
         let version = loop {

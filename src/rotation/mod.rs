@@ -583,12 +583,27 @@ impl Engine {
                 "{why}; no replacement was made, the old token is unchanged"
             ));
         }
-        if !policy.github.is_empty() {
-            self.github()
-                .map_err(|e| e.message)?
-                .ready()
-                .await
-                .map_err(|e| format!("{e}; no replacement was made, the old token is unchanged"))?;
+        let unchanged = |what: String, e: DestError| {
+            format!("{what}: {e}; no replacement was made, the old token is unchanged")
+        };
+        for dest in Destination::of(policy) {
+            let key = dest.key(&self.default_mount);
+            match &dest {
+                Destination::Vault(v) => self
+                    .vault()
+                    .map_err(|e| e.message)?
+                    .preflight(v)
+                    .await
+                    .map_err(|e| unchanged(key, e))?,
+                Destination::Github(g) => {
+                    let github = self.github().map_err(|e| e.message)?;
+                    github
+                        .ready()
+                        .await
+                        .map_err(|e| unchanged(key.clone(), e))?;
+                    github.preflight(g).await.map_err(|e| unchanged(key, e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -713,6 +728,9 @@ impl Engine {
                 "found the replacement an interrupted run created",
             );
         }
+        // Every destination can take the value before one is made (cheap when the run's
+        // planning already proved it: the answers are kept for the run).
+        self.destinations_ready(policy).await?;
         let new_expires = policy.lifetime.expires_at(Utc::now());
         if new_expires <= Utc::now() {
             return Err(format!(
