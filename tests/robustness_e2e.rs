@@ -354,6 +354,9 @@ async fn names_with_like_wildcards_and_backslashes_are_matched_exactly() {
     world.assert_no_leak().await;
 }
 
+/// An environment variable given to the binary.
+type Env<'a> = (&'a str, &'a str);
+
 /// Run with some of the test credentials replaced.
 async fn run_with_env(
     world: &World,
@@ -402,7 +405,7 @@ async fn nothing_is_minted_when_a_destination_cannot_take_the_value() {
         )
     };
     let github_dest = "[[token]]\nname = \"ci-deploy\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n";
-    let cases: [(String, &[(&str, &str)], &str); 4] = [
+    let cases: [(String, &[Env], &str); 4] = [
         (
             vault_dest("kv1"),
             &[],
