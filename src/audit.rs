@@ -14,6 +14,9 @@ pub const FILE: &str = "audit.jsonl";
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Created,
+    /// An existing replacement made earlier (its create's reply was lost or its journal
+    /// forgotten) taken as this rotation's.
+    Adopted,
     Pushed,
     Verified,
     Deleted,

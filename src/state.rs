@@ -62,7 +62,7 @@ pub struct LockGuard {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        for sub in ["", "rotations", "tokens", "held"] {
+        for sub in ["", "rotations", "tokens", "held", "minted"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(io(&d))?;
             fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;

@@ -7,7 +7,7 @@ use crate::plan::{self, Decision};
 use crate::policy::{Policy, TokenPolicy};
 use crate::rotation::journal::{DestState, DestStatus, Phase, Rotation, TokenRecord};
 use crate::rotation::report::{relative, when};
-use crate::rotation::{HELD, MARKER, ROTATIONS, TOKENS};
+use crate::rotation::{HELD, MARKER, MINTED, ROTATIONS, TOKENS};
 use crate::schedule::Schedule;
 use crate::state::Store;
 use chrono::{DateTime, Utc};
@@ -56,7 +56,8 @@ pub struct OtherToken {
     pub expires: Option<DateTime<Utc>>,
     /// kept (`--abandon --force`, or unreadable while destinations hold it: deleted after the
     /// next complete rotation), orphan (made by this program, used by nothing: deleted at the
-    /// next run), foreign (not made by this program: never touched)
+    /// next run), unrecorded (carries this program's marker, but the state folder has no record
+    /// of creating it: never touched), foreign (not made by this program: never touched)
     pub kind: &'static str,
 }
 
@@ -119,11 +120,14 @@ pub async fn gather(
         let held: Vec<String> = store
             .and_then(|s| s.load(HELD, &t.name).ok().flatten())
             .unwrap_or_default();
+        let minted: Vec<String> = store
+            .and_then(|s| s.load(MINTED, &t.name).ok().flatten())
+            .unwrap_or_default();
         let named: Option<Vec<Token>> = tokens
             .as_ref()
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
-        st.other_tokens = other_tokens(&st, named.as_deref().unwrap_or_default(), &held);
+        st.other_tokens = other_tokens(&st, named.as_deref().unwrap_or_default(), &held, &minted);
         status.tokens.push(st);
     }
     status
@@ -131,7 +135,12 @@ pub async fn gather(
 
 /// The live tokens of this name that are neither the current one nor an open rotation's
 /// replacement.
-fn other_tokens(st: &TokenStatus, named: &[Token], held: &[String]) -> Vec<OtherToken> {
+fn other_tokens(
+    st: &TokenStatus,
+    named: &[Token],
+    held: &[String],
+    minted: &[String],
+) -> Vec<OtherToken> {
     let replacement = st.open_rotation.as_ref().and_then(|o| o.new_id.as_deref());
     named
         .iter()
@@ -141,8 +150,10 @@ fn other_tokens(st: &TokenStatus, named: &[Token], held: &[String]) -> Vec<Other
             expires: t.expires,
             kind: if held.contains(&t.id) {
                 "kept"
-            } else if t.description.contains(MARKER) {
+            } else if minted.contains(&t.id) {
                 "orphan"
+            } else if t.description.contains(MARKER) {
+                "unrecorded"
             } else {
                 "foreign"
             },
@@ -338,6 +349,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 }
                 "orphan" => {
                     "made by this program, used by no rotation: the next run deletes it once no destination holds it"
+                }
+                "unrecorded" => {
+                    "carries this program's marker, but this state folder has no record of creating it: left alone"
                 }
                 _ => "not made by this program: left alone",
             };

@@ -147,7 +147,12 @@ async fn github_key_rotated_between_fetch_and_put_is_refetched_once() {
         .command(&policy, &["--rotate-now"])
         .spawn()
         .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached the PUT"
+        );
         if requests(&world, "PUT", "/actions/secrets/ECI_ACCESS_TOKEN")
             .await
             .iter()
@@ -199,7 +204,12 @@ async fn vault_sealed_during_a_run_keeps_old_token_and_next_run_finishes() {
         .command(&policy, &["--rotate-now"])
         .spawn()
         .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached GET /user/organization"
+        );
         if requests(&world, "GET", "/user/organization")
             .await
             .iter()

@@ -322,17 +322,23 @@ name = "ci-deploy"
     world.assert_no_leak().await;
 }
 
+/// Other tokens of the name that this state folder did not record creating are reported and
+/// never deleted or taken over, even when their description carries this program's marker (a
+/// copy made by hand, say). Replacements it did create are cleaned up (see robustness_e2e).
 #[tokio::test]
-async fn orphan_replacements_are_reported_then_deleted_once_state_proves_them_unused() {
+async fn tokens_it_did_not_record_creating_are_reported_and_never_touched() {
     let world = World::new().await;
-    let old = world
+    world
         .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
         .await;
-    let orphan = world
+    let policy = world.policy(GITHUB_ONLY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let current = world.eci_named("ci-deploy").await.pop().expect("rotated");
+    let marked = world
         .admin_post(
             "/eci/tokens",
-            json!({"name": "ci-deploy", "description": "deploy [eci-secret-sync]",
-                   "expires": (chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()}),
+            json!({"name": "ci-deploy", "description": "hand-made copy [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(200)).to_rfc3339()}),
         )
         .await;
     let foreign = world
@@ -343,56 +349,52 @@ async fn orphan_replacements_are_reported_then_deleted_once_state_proves_them_un
         )
         .await;
     world.eci_tokens().await;
-    let policy = world.policy(GITHUB_ONLY);
 
-    let first = world.run(&policy, &["--rotate-now"]).await;
-    assert_eq!(first.code, 0, "{}", first.all());
-    assert!(
-        first.stdout.contains(&format!(
-            "orphan replacement {}",
-            orphan["id"].as_str().expect("id")
-        )),
-        "{}",
-        first.stdout
-    );
-    assert!(
-        first
-            .stdout
-            .contains("not made by this program, left alone"),
-        "{}",
-        first.stdout
-    );
-    let ids: Vec<Value> = world
-        .eci_named("ci-deploy")
-        .await
-        .into_iter()
-        .map(|t| t["id"].clone())
+    for args in [&["--rotate-now"][..], &["--rotate-now", "--force"][..]] {
+        let run = world.run(&policy, args).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(
+            run.stdout.contains(&format!(
+                "token {} carries this program's marker in its description, but this state folder has no record of creating it: left alone",
+                marked["id"].as_str().expect("id")
+            )),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("not made by this program, left alone"),
+            "{}",
+            run.stdout
+        );
+        let ids: Vec<Value> = world
+            .eci_named("ci-deploy")
+            .await
+            .into_iter()
+            .map(|t| t["id"].clone())
+            .collect();
+        assert!(ids.contains(&marked["id"]), "{args:?}: never deleted");
+        assert!(ids.contains(&foreign["id"]), "{args:?}: never deleted");
+        assert_eq!(ids.len(), 3, "{args:?}");
+    }
+    // The forced rotation made its own replacement; the marked copy was not taken over.
+    let now = world.eci_named("ci-deploy").await;
+    assert!(!now.iter().any(|t| t["id"] == current["id"]), "rotated");
+    let st = world.run(&policy, &["--status", "--json"]).await;
+    let v: Value = serde_json::from_str(&st.stdout).expect("status JSON");
+    let kinds: Vec<(Value, Value)> = v["tokens"][0]["other_tokens"]
+        .as_array()
+        .expect("other tokens")
+        .iter()
+        .map(|o| (o["id"].clone(), o["kind"].clone()))
         .collect();
     assert!(
-        ids.contains(&orphan["id"]),
-        "first run only reports (no saved state yet)"
+        kinds.contains(&(marked["id"].clone(), json!("unrecorded"))),
+        "{kinds:?}"
     );
-    assert!(!ids.contains(&old["id"]), "rotated");
-
-    let second = world.run(&policy, &["--rotate-now"]).await;
-    assert_eq!(second.code, 0, "{}", second.all());
     assert!(
-        second.stdout.contains("deleted orphan replacement"),
-        "{}",
-        second.stdout
+        kinds.contains(&(foreign["id"].clone(), json!("foreign"))),
+        "{kinds:?}"
     );
-    let ids: Vec<Value> = world
-        .eci_named("ci-deploy")
-        .await
-        .into_iter()
-        .map(|t| t["id"].clone())
-        .collect();
-    assert!(!ids.contains(&orphan["id"]), "orphan deleted");
-    assert!(
-        ids.contains(&foreign["id"]),
-        "a token not made by this program is never deleted"
-    );
-    assert_eq!(ids.len(), 2);
     world.assert_no_leak().await;
 }
 

@@ -469,3 +469,98 @@ async fn nothing_is_minted_when_a_destination_cannot_take_the_value() {
     }
     world.assert_no_leak().await;
 }
+
+/// A create that happens although ECI answers it with an error (a gateway's 429 after the
+/// backend made the token), run after run: the next run takes that replacement instead of
+/// minting another, so ECI never holds more than two tokens of the name; once ECI answers
+/// again, one run completes with the very replacement made first.
+#[tokio::test]
+async fn a_create_refused_after_it_happened_never_mints_another() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 429, "retry_after": 1, "phase": "after"}),
+        )
+        .await;
+    // The refusal of the create's reply is not retried; a following PUT failure keeps the
+    // rotation open so each run has to deal with the earlier replacement.
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 500}),
+        )
+        .await;
+    let mut first_replacement: Option<Value> = None;
+    for run_no in 0..4 {
+        let run = world.run(&policy, &["--rotate-now"]).await;
+        assert_eq!(run.code, 1, "{}", run.all());
+        let named = world.eci_named("ci-deploy").await;
+        assert!(
+            named.len() <= 2,
+            "run {run_no}: {} tokens named ci-deploy",
+            named.len()
+        );
+        if first_replacement.is_none() {
+            first_replacement = named
+                .iter()
+                .find(|t| {
+                    t["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("[eci-secret-sync]"))
+                })
+                .map(|t| t["id"].clone());
+        }
+    }
+    world.admin_delete("/faults").await;
+    let done = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(done.code, 0, "{}", done.all());
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1);
+    assert_eq!(Some(named[0]["id"].clone()), first_replacement);
+    world.assert_no_leak().await;
+}
+
+/// The state folder is lost while a rotation is open: the replacement this program made is
+/// still in ECI, marked as its own. The next run takes it instead of minting a third token.
+#[tokio::test]
+async fn a_lost_state_folder_does_not_mint_a_third_token() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 500}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let replacement = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| {
+            t["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("[eci-secret-sync]"))
+        })
+        .expect("a replacement");
+    world.admin_delete("/faults").await;
+    std::fs::remove_dir_all(world.state_dir()).expect("remove the state folder");
+
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!run.stdout.contains("orphan"), "{}", run.stdout);
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0]["id"], replacement["id"]);
+    let audit = std::fs::read_to_string(world.state_dir().join("audit.jsonl")).expect("audit");
+    assert!(audit.contains("\"action\":\"adopted\""), "{audit}");
+    world.assert_no_leak().await;
+}

@@ -92,6 +92,10 @@ impl DestState {
 pub struct CreateAttempt {
     pub at: DateTime<Utc>,
     pub idempotency_key: String,
+    /// Ids of the tokens of that name that existed before the create was sent: any other one
+    /// carrying this program's marker is the create's, whatever the clocks say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_ids: Option<Vec<String>>,
 }
 
 /// The saved state of one token's rotation.
@@ -105,6 +109,11 @@ pub struct Rotation {
     pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_attempt: Option<CreateAttempt>,
+    /// Earlier create attempts of this rotation that ECI answered with an error: a create can
+    /// happen although its reply says it failed, so their tokens are looked for before the
+    /// next create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_attempts: Vec<CreateAttempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +143,7 @@ impl Rotation {
             started: now,
             phase: Phase::Planned,
             create_attempt: None,
+            refused_attempts: Vec::new(),
             new_id: None,
             new_expires: None,
             new_fingerprint: None,

@@ -34,6 +34,11 @@ pub const TOKENS: &str = "tokens";
 /// Per token: ids of replacements no rotation references that some destination may still
 /// hold; never deleted as orphans until a rotation of that token completes.
 pub const HELD: &str = "held";
+/// Per token: ids of the replacements this program created (newest last, at most
+/// [`MINTED_MAX`]). Only these are ever deleted as orphans: a token that merely carries the
+/// marker in its description may be someone else's.
+pub const MINTED: &str = "minted";
+const MINTED_MAX: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -168,6 +173,19 @@ impl Engine {
                 ));
             } else {
                 let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+                // Without saved state of this token, a rotation about to start takes an unused
+                // replacement rather than minting another (see `adoptable`): not an orphan.
+                let spared = match &plan.decision {
+                    Decision::Rotate { current, .. } if record.is_none() => {
+                        let probe = Rotation::new(&policy.name, &current.id, None, [], now);
+                        adoptable(policy, &probe, &named, &held, now).map(|t| t.id)
+                    }
+                    _ => None,
+                };
+                let orphans: Vec<&Token> = orphans
+                    .into_iter()
+                    .filter(|t| Some(&t.id) != spared.as_ref())
+                    .collect();
                 self.clean_orphans(
                     policy,
                     &orphans,
@@ -337,6 +355,7 @@ impl Engine {
             .await
             .map_err(|e| format!("deleting the old token {}: {e} (every destination already holds the new one; the next run retries)", rot.old_id))?;
         tracing::info!(token = %rot.token_name, old = %rot.old_id, existed, "old token deleted");
+        self.forget_minted(&rot.token_name, &rot.old_id);
         self.audit(Entry {
             token_id: Some(&rot.old_id),
             ..Entry::new(Action::Deleted, &rot.token_name)
@@ -363,7 +382,7 @@ impl Engine {
         }
         if rot.new_id.is_none()
             && let Some(attempt) = rot.create_attempt.clone()
-            && let Some(found) = self.find_replacement(&rot, attempt.at).await?
+            && let Some(found) = self.find_replacement(&rot, &attempt).await?
         {
             rot.new_id = Some(found.id);
         }
@@ -396,6 +415,7 @@ impl Engine {
             .delete(&new_id)
             .await
             .map_err(|e| format!("deleting replacement {new_id}: {e}; the rotation stays open"))?;
+        self.forget_minted(name, &new_id);
         store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
         self.audit(Entry {
             token_id: Some(&new_id),
@@ -481,9 +501,10 @@ impl Engine {
     }
 
     /// Replacements this program made that no rotation references (left by a rotation that
-    /// started over or was abandoned). Each is reported, and deleted when the saved state is
-    /// intact (so it is known that no rotation pushed it since) and no Vault destination holds
-    /// its value.
+    /// started over or was abandoned). Each is reported, and deleted when the saved state
+    /// records that this program created it, the state is intact (so it is known that no
+    /// rotation pushed it since) and no Vault destination holds its value. A token that only
+    /// carries the marker in its description is never deleted: it may be someone else's.
     async fn clean_orphans(
         &self,
         policy: &TokenPolicy,
@@ -493,8 +514,20 @@ impl Engine {
         dry_run: bool,
         report: &mut TokenReport,
     ) {
+        let minted: Vec<String> = self
+            .load(MINTED, &policy.name)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         for orphan in orphans {
             let id = &orphan.id;
+            if !minted.contains(id) {
+                report.warnings.push(format!(
+                    "token {id} carries this program's marker in its description, but this state folder has no \
+                     record of creating it: left alone (delete it by hand if nothing uses it)"
+                ));
+                continue;
+            }
             let why_not = if dry_run {
                 Some("dry run")
             } else if !state_intact {
@@ -534,6 +567,7 @@ impl Engine {
             match self.eci.delete(id).await {
                 Ok(_) => {
                     tracing::info!(token = %policy.name, orphan = %id, "deleted orphan replacement");
+                    self.forget_minted(&policy.name, id);
                     self.audit(Entry {
                         token_id: Some(id),
                         ..Entry::new(Action::Deleted, &policy.name)
@@ -693,6 +727,7 @@ impl Engine {
                     .delete(&new_id)
                     .await
                     .map_err(|e| format!("deleting unreadable replacement {new_id}: {e}"))?;
+                self.forget_minted(&rot.token_name, &new_id);
                 rot.start_over();
                 self.save(rot)?;
                 Ok(None)
@@ -719,18 +754,56 @@ impl Engine {
     ) -> Step<SecretValue> {
         if rot.phase == Phase::Creating
             && let Some(attempt) = rot.create_attempt.clone()
-            && let Some(found) = self.find_replacement(rot, attempt.at).await?
+            && let Some(found) = self.find_replacement(rot, &attempt).await?
         {
             return self.adopt(
                 rot,
                 found,
                 report,
                 "found the replacement an interrupted run created",
+                Action::Created,
             );
         }
         // Every destination can take the value before one is made (cheap when the run's
         // planning already proved it: the answers are kept for the run).
         self.destinations_ready(policy).await?;
+        let named = self
+            .eci
+            .list_named(&policy.name)
+            .await
+            .map_err(|e| format!("listing tokens in ECI before creating: {e}"))?;
+        let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+        let fresh = |t: &&Token| !held.contains(&t.id) && t.value.is_some() && t.id != rot.old_id;
+        // A create ECI answered with an error may have happened: its token is this rotation's.
+        if let Some(found) = named
+            .iter()
+            .filter(fresh)
+            .filter(|t| t.description.contains(MARKER))
+            .filter(|t| rot.refused_attempts.iter().any(|a| made_by(a, t)))
+            .max_by_key(|t| t.created)
+        {
+            return self.adopt(
+                rot,
+                found.clone(),
+                report,
+                "a create ECI had refused did happen; took its replacement",
+                Action::Created,
+            );
+        }
+        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
+        if record.is_none()
+            && let Some(found) = adoptable(policy, rot, &named, &held, Utc::now())
+        {
+            // No saved state of this token (a lost state folder): an unused replacement this
+            // program made is taken rather than minting another beside it.
+            return self.adopt(
+                rot,
+                found,
+                report,
+                "took the unused replacement an earlier run made",
+                Action::Adopted,
+            );
+        }
         let new_expires = policy.lifetime.expires_at(Utc::now());
         if new_expires <= Utc::now() {
             return Err(format!(
@@ -741,6 +814,7 @@ impl Engine {
         let attempt = CreateAttempt {
             at: Utc::now(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
+            known_ids: Some(named.iter().map(|t| t.id.clone()).collect()),
         };
         rot.phase = Phase::Creating;
         rot.create_attempt = Some(attempt.clone());
@@ -756,15 +830,16 @@ impl Engine {
             )
             .await
         {
-            Ok(token) => self.adopt(rot, token, report, "created replacement"),
+            Ok(token) => self.adopt(rot, token, report, "created replacement", Action::Created),
             Err(e) if e.outcome_unknown() => {
                 // The create may have happened although its reply was lost: look before anything else.
-                match self.find_replacement(rot, attempt.at).await {
+                match self.find_replacement(rot, &attempt).await {
                     Ok(Some(found)) => self.adopt(
                         rot,
                         found,
                         report,
                         "create reply was lost; found the replacement",
+                        Action::Created,
                     ),
                     Ok(None) => {
                         rot.phase = Phase::Planned;
@@ -781,15 +856,23 @@ impl Engine {
             }
             Err(e) => {
                 rot.phase = Phase::Planned;
-                rot.create_attempt = None;
+                if let Some(refused) = rot.create_attempt.take() {
+                    rot.refused_attempts.push(refused);
+                }
                 self.save(rot)?;
                 Err(format!("creating the replacement: {e}"))
             }
         }
     }
 
-    /// A token of this name made by this product at or after `since`, other than the old one.
-    async fn find_replacement(&self, rot: &Rotation, since: DateTime<Utc>) -> Step<Option<Token>> {
+    /// The token `attempt` made, if it did: one of this name carrying this product's marker,
+    /// other than the old one, that did not exist before the attempt (or, for a journal that did
+    /// not record which existed, created at or after it).
+    async fn find_replacement(
+        &self,
+        rot: &Rotation,
+        attempt: &CreateAttempt,
+    ) -> Step<Option<Token>> {
         let named = self
             .eci
             .list_named(&rot.token_name)
@@ -798,7 +881,7 @@ impl Engine {
         let mut ours: Vec<Token> = named
             .into_iter()
             .filter(|t| t.id != rot.old_id && t.description.contains(MARKER))
-            .filter(|t| t.created.is_none_or(|c| c >= since - CLOCK_SKEW))
+            .filter(|t| made_by(attempt, t))
             .collect();
         ours.sort_by_key(|t| t.created);
         Ok(ours.pop())
@@ -810,6 +893,7 @@ impl Engine {
         mut token: Token,
         report: &mut TokenReport,
         what: &str,
+        action: Action,
     ) -> Step<SecretValue> {
         let value = match token.value.take() {
             Some(v) => v,
@@ -820,10 +904,14 @@ impl Engine {
                 ));
             }
         };
+        if action == Action::Created {
+            self.record_minted(&rot.token_name, &token.id)?;
+        }
         rot.phase = Phase::Created;
         rot.new_id = Some(token.id.clone());
         rot.new_expires = token.expires;
         rot.new_fingerprint = Some(value.fingerprint());
+        rot.refused_attempts.clear();
         self.save(rot)?;
         let fp = value.fingerprint();
         self.audit(Entry {
@@ -831,7 +919,7 @@ impl Engine {
             old_id: Some(&rot.old_id),
             fingerprint: Some(&fp),
             expires: token.expires,
-            ..Entry::new(Action::Created, &rot.token_name)
+            ..Entry::new(action, &rot.token_name)
         });
         tracing::info!(token = %rot.token_name, new = %token.id, "{what}");
         report.steps.push(format!("{what} {}", token.id));
@@ -1035,6 +1123,36 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
+    /// Remember that this program created `id` (see [`MINTED`]).
+    fn record_minted(&self, name: &str, id: &str) -> Step<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let mut minted: Vec<String> = store
+            .load(MINTED, name)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if !minted.iter().any(|m| m == id) {
+            minted.push(id.to_string());
+        }
+        let excess = minted.len().saturating_sub(MINTED_MAX);
+        minted.drain(..excess);
+        store.save(MINTED, name, &minted).map_err(|e| e.to_string())
+    }
+
+    /// Forget a created token that is gone.
+    fn forget_minted(&self, name: &str, id: &str) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        if let Ok(Some(mut minted)) = store.load::<Vec<String>>(MINTED, name) {
+            minted.retain(|m| m != id);
+            if let Err(e) = store.save(MINTED, name, &minted) {
+                tracing::warn!(error = %e, "cannot update the record of created tokens");
+            }
+        }
+    }
+
     /// Remember that `id` may still be held by a destination (see [`HELD`]).
     fn hold(&self, name: &str, id: &str) -> Step<()> {
         let Some(store) = &self.store else {
@@ -1073,6 +1191,37 @@ impl Engine {
             None => Err("no state folder: cannot record a rotation".into()),
         }
     }
+}
+
+/// Whether `token` may be the one `attempt` created: it did not exist before the attempt (or,
+/// for a journal that did not record which existed, was created at or after it).
+fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
+    match &attempt.known_ids {
+        Some(known) => !known.contains(&token.id),
+        None => token.created.is_none_or(|c| c >= attempt.at - CLOCK_SKEW),
+    }
+}
+
+/// An existing replacement a new one would be minted beside: of this name, carrying this
+/// product's marker, not the old token, not one set aside (`held`: kept by `--abandon --force`
+/// or kept alive because its value could not be read back), its value readable and not itself
+/// due (so a fresh one could not do better). The newest such token.
+fn adoptable(
+    policy: &TokenPolicy,
+    rot: &Rotation,
+    named: &[Token],
+    held: &[String],
+    now: DateTime<Utc>,
+) -> Option<Token> {
+    let fresh_until = now + plan::chrono_dur(policy.rotate_before);
+    named
+        .iter()
+        .filter(|t| t.id != rot.old_id && t.description.contains(MARKER))
+        .filter(|t| !held.contains(&t.id))
+        .filter(|t| t.value.is_some())
+        .filter(|t| t.expires.is_some_and(|e| e > fresh_until))
+        .max_by_key(|t| t.created)
+        .cloned()
 }
 
 /// The policy's description, with this product's marker so the token is recognised as ours.
