@@ -80,6 +80,11 @@ pub fn record(store: &Store, entry: &Entry<'_>) {
         .mode(0o600)
         .open(&path)
         .and_then(|mut f| {
+            // A log made earlier by hand or by another tool: only its owner may read it.
+            use std::os::unix::fs::PermissionsExt;
+            if f.metadata()?.permissions().mode() & 0o077 != 0 {
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
             f.write_all(format!("{line}\n").as_bytes())?;
             f.sync_data()
         });

@@ -33,11 +33,16 @@ fn init_logging(cli: &Cli) {
         eci_secret_sync::cli::Mode::Daemon => "info",
         _ => "warn",
     };
-    let filter = std::env::var("ECI_SECRET_SYNC_LOG").unwrap_or_else(|_| default.to_string());
-    let filter = EnvFilter::try_new(format!(
-        "{filter},rustify=off,vaultrs=off,octocrab=off,hyper=warn"
-    ))
-    .unwrap_or_else(|_| EnvFilter::new(default));
+    let asked = std::env::var("ECI_SECRET_SYNC_LOG").ok();
+    let quiet = "rustify=off,vaultrs=off,octocrab=off,hyper=warn";
+    let mut refused = None;
+    let filter = match asked.as_deref() {
+        Some(f) => EnvFilter::try_new(format!("{f},{quiet}")).unwrap_or_else(|e| {
+            refused = Some(e.to_string());
+            EnvFilter::new(format!("{default},{quiet}"))
+        }),
+        None => EnvFilter::new(format!("{default},{quiet}")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -45,5 +50,10 @@ fn init_logging(cli: &Cli) {
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+    if let Some(why) = refused {
+        tracing::warn!(
+            "ECI_SECRET_SYNC_LOG is not a valid filter ({why}); logging at the default level ({default})"
+        );
     }
 }

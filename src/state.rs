@@ -28,7 +28,10 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("state file {path} is unreadable: {message}")]
+    #[error(
+        "state file {path} is unreadable: {message}; nothing was changed. {}",
+        corrupt_hint(path)
+    )]
     Corrupt { path: PathBuf, message: String },
     #[error(
         "another eci-secret-sync{holder} holds the lock on {path} (a daemon pass or a one-shot run); \
@@ -39,6 +42,37 @@ pub enum StateError {
         waited: Duration,
         holder: String,
     },
+}
+
+/// What an operator can do about an unreadable state file (none holds a secret value).
+fn corrupt_hint(path: &Path) -> &'static str {
+    let folder = path
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    match folder {
+        "rotations" => {
+            "It is an open rotation's journal (no secret in it): move it aside and run again (a rotation \
+             that was forced needs --rotate-now --force --token NAME); the run finds in ECI the \
+             replacement this program made and finishes with it"
+        }
+        "tokens" => {
+            "It records the token's last rotation (no secret in it): move it aside and run again; the token \
+             of that name that expires first is then taken as the current one"
+        }
+        "minted" => {
+            "It lists the replacements this program created (no secret in it): repair the JSON list of ids, \
+             or move it aside; this program then deletes none of that token's other replacements and \
+             reports them instead"
+        }
+        "held" => {
+            "It lists replacements destinations may still hold, which must not be deleted (no secret in \
+             it): repair the JSON list of ids (the token ids shown as kept before, or in the audit log's \
+             abandoned records)"
+        }
+        _ => "It holds no secret value: repair it or move it aside and run again",
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {

@@ -164,7 +164,7 @@ fn every_syntax_error_is_reported() {
         [
             "policy.toml:2:9: string values must be quoted, expected literal string",
             "policy.toml:3:12: string values must be quoted, expected literal string",
-            "policy.toml:6:1: duplicate key",
+            "policy.toml:6:1: duplicate key `name`",
         ]
     );
 }
@@ -566,10 +566,42 @@ fn unreadable_policy_file() {
     let found = policy::load(Path::new("/nonexistent/policy.toml")).map_err(|e| e.to_string());
     assert_eq!(
         found.err().as_deref(),
-        Some(
-            "/nonexistent/policy.toml: cannot read policy file: No such file or directory (os error 2)"
-        )
+        Some("/nonexistent/policy.toml: cannot read policy file: no such file")
     );
+}
+
+#[test]
+fn a_policy_that_is_not_a_small_regular_file_is_refused_without_reading_it() {
+    setup_env();
+    let dir = tempdir();
+    let fifo = dir.path().join("fifo.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, "#".repeat(1024 * 1024 + 1)).expect("write");
+    for (path, want) in [
+        (fifo.as_path(), "policy file is not a regular file (a FIFO)"),
+        (
+            Path::new("/dev/zero"),
+            "policy file is not a regular file (a character device)",
+        ),
+        (
+            dir.path(),
+            "policy file is not a regular file (a directory)",
+        ),
+        (big.as_path(), "policy file is larger than 1 MiB"),
+    ] {
+        let found = policy::load(path).map_err(|e| e.to_string());
+        assert_eq!(
+            found.err(),
+            Some(format!("{}: {want}", path.display())),
+            "{}",
+            path.display()
+        );
+    }
 }
 
 #[test]
@@ -690,7 +722,7 @@ fn jitter_and_grace_have_upper_bounds() {
         ]
     );
     let source = format!(
-        "{ECI}[schedule]\njitter = \"1h\"\n[defaults]\ngrace = \"30d\"\nlifetime = \"90d\"\n"
+        "{ECI}[schedule]\ncron = \"0 */2 * * *\"\njitter = \"1h\"\n[defaults]\ngrace = \"30d\"\nlifetime = \"90d\"\n"
     );
     assert!(parse(&source).is_ok(), "{:?}", parse(&source).err());
 }
@@ -868,5 +900,87 @@ fn an_env_credential_is_used_without_its_trailing_newline() {
     assert_eq!(
         errors("[eci]\ntoken = { env = \"POLICY_TEST_BLANK\" }\n"),
         ["policy.toml:2:9: eci.token: environment variable `POLICY_TEST_BLANK` is empty"]
+    );
+}
+
+#[test]
+fn metrics_listen_must_be_an_address_to_bind() {
+    for bad in ["999.1.1.1:80", "example.com:9464", "127.0.0.1", ":9464"] {
+        let source = format!("{ECI}[metrics]\nlisten = \"{bad}\"\n");
+        assert_eq!(
+            errors(&source),
+            [
+                "policy.toml:4:10: metrics.listen: expected an IP address and a port, e.g. \"127.0.0.1:9464\", \"[::1]:9464\" or \"localhost:9464\""
+            ],
+            "{bad}"
+        );
+    }
+    for good in [
+        "127.0.0.1:9464",
+        "[::1]:9464",
+        "0.0.0.0:9464",
+        "localhost:9464",
+    ] {
+        let source = format!("{ECI}[metrics]\nlisten = \"{good}\"\n");
+        assert_eq!(
+            parse(&source).map(|p| p.metrics.listen),
+            Ok(Some(good.to_owned()))
+        );
+    }
+}
+
+#[test]
+fn rotate_before_leaves_time_to_rotate() {
+    for (section, line) in [("[defaults]", 4), ("[[token]]\nname = \"a\"", 5)] {
+        let source = format!("{ECI}{section}\nrotate_before = \"0s\"\n");
+        assert_eq!(
+            errors(&source),
+            [format!(
+                "policy.toml:{line}:17: {}rotate_before: rotate_before (0s) leaves no time to rotate before the token expires: use at least 1h (a few days is usual)",
+                if line == 4 { "defaults." } else { "token[0]." }
+            )],
+        );
+    }
+}
+
+#[test]
+fn token_names_cannot_forge_or_hide_text() {
+    for name in ["a\\nb", "ci\\u202Edeploy", "ci\\u200Bdeploy", "tab\\there"] {
+        let source = format!("{ECI}[[token]]\nname = \"{name}\"\n");
+        assert_eq!(
+            errors(&source),
+            [
+                "policy.toml:4:8: token[0].name: must not contain control, zero-width or text-direction characters"
+            ],
+            "{name}"
+        );
+    }
+    let long = "x".repeat(201);
+    assert_eq!(
+        errors(&format!("{ECI}[[token]]\nname = \"{long}\"\n")),
+        ["policy.toml:4:8: token[0].name: is longer than 200 characters"]
+    );
+}
+
+#[test]
+fn jitter_is_shorter_than_the_gap_between_runs() {
+    let source = format!("{ECI}[schedule]\ncron = \"*/5 * * * * *\"\njitter = \"1h\"\n");
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:5:10: schedule.jitter: jitter (1h) must be shorter than the 5s between runs of the schedule"
+        ]
+    );
+    let ok = format!("{ECI}[schedule]\ncron = \"0 * * * *\"\njitter = \"10m\"\n");
+    assert!(parse(&ok).is_ok());
+}
+
+#[test]
+fn a_duplicate_key_is_named() {
+    assert_eq!(
+        errors(
+            "[eci]\ntoken = { env = \"POLICY_TEST_ECI\" }\ntoken = { env = \"POLICY_TEST_ECI\" }\n"
+        ),
+        ["policy.toml:3:1: duplicate key `token`"]
     );
 }

@@ -564,3 +564,98 @@ async fn a_lost_state_folder_does_not_mint_a_third_token() {
     assert!(audit.contains("\"action\":\"adopted\""), "{audit}");
     world.assert_no_leak().await;
 }
+
+/// An open rotation's journal is damaged: the run changes nothing and says what to do; once
+/// it is moved aside, the next run finds the replacement this program made and finishes with
+/// it, minting nothing beside it.
+#[tokio::test]
+async fn a_damaged_journal_says_what_to_do_and_moving_it_aside_finishes_the_rotation() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    // A completed rotation first, so the state folder has a record of the token; then its
+    // token nears expiry and the next rotation cannot reach GitHub.
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let current = world.eci_named("ci-deploy").await.pop().expect("current");
+    let soon = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{}", current["id"].as_str().expect("id")),
+            json!({ "expires": soon }),
+        )
+        .await;
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 500}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let replacement = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .max_by_key(|t| t["created"].as_str().map(str::to_owned))
+        .expect("the replacement");
+    world.admin_delete("/faults").await;
+    let journal = std::fs::read_dir(world.state_dir().join("rotations"))
+        .expect("rotations folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("the open rotation's journal");
+    std::fs::write(&journal, "{ not json").expect("damage the journal");
+
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("is unreadable")
+            && run.stdout.contains("nothing was changed")
+            && run.stdout.contains("move it aside and run again"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
+
+    std::fs::rename(&journal, world.state_dir().join("ci-deploy.json.broken")).expect("move aside");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1, "{}", run.stdout);
+    assert_eq!(named[0]["id"], replacement["id"]);
+    for (scope, name) in [
+        ("repo:acme/web", "ECI_ACCESS_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let s = world.github_secret(scope, name).await.expect("secret");
+        assert!(s["value"] == value_of(&named[0]).as_str(), "{scope}");
+    }
+    world.assert_no_leak().await;
+}
+
+/// An audit log that exists with looser permissions (made by hand, restored from a backup) is
+/// made private to the service before anything is appended to it.
+#[tokio::test]
+async fn an_existing_audit_log_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    std::fs::create_dir_all(world.state_dir()).expect("state folder");
+    let audit = world.state_dir().join("audit.jsonl");
+    std::fs::write(&audit, "").expect("audit log");
+    std::fs::set_permissions(&audit, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let mode = std::fs::metadata(&audit)
+        .expect("audit")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "audit log mode {mode:o}");
+    assert!(std::fs::read_to_string(&audit).is_ok_and(|a| a.contains("\"created\"")));
+    world.assert_no_leak().await;
+}

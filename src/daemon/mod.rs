@@ -275,6 +275,12 @@ impl Daemon {
                 "a new state folder takes effect after a restart; this daemon keeps using the current one"
             );
         }
+        if new.metrics.listen != self.policy.metrics.listen {
+            tracing::warn!(
+                listen = ?self.policy.metrics.listen,
+                "a new [metrics] listen takes effect after a restart; this daemon keeps serving where it does"
+            );
+        }
         let retime = self.policy.schedule != new.schedule;
         self.policy = Arc::new(new);
         self.vault_renewal = TokenRenewal::start(&self.policy);

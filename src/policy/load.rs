@@ -19,12 +19,20 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "eci", "vault", "github", "schedule", "defaults", "state", "notify", "metrics", "token",
 ];
 
-/// Reads, parses and validates the policy at `path`, reporting every problem at once.
+/// The largest policy file read (a policy of a thousand tokens is far smaller).
+const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
+/// Reads, parses and validates the policy at `path`, reporting every problem at once. Only a
+/// regular file of at most 1 MiB is read: a FIFO, a device or a runaway file never blocks or
+/// exhausts the program (nor a daemon's reload).
 pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
-    match std::fs::read_to_string(path) {
+    match secret_ref::read_small_file(path, "policy file", MAX_POLICY_BYTES, "1 MiB") {
         Ok(source) => parse(&source, path),
-        Err(e) => {
-            let message = format!("cannot read policy file: {e}");
+        Err(message) => {
+            // The error names the file first; say it once.
+            let message = message
+                .replace(&format!(" `{}`", path.display()), "")
+                .replace("cannot read file", "cannot read policy file");
             Err(PolicyErrors(vec![PolicyError::whole_file(path, message)]))
         }
     }
@@ -45,6 +53,13 @@ pub fn parse(source: &str, path: &Path) -> Result<Policy, PolicyErrors> {
                 .trim()
                 .to_owned();
             let at = e.span().unwrap_or(0..0);
+            // toml says "duplicate key" only: name it.
+            let message = match source.get(at.clone()) {
+                Some(key) if message == "duplicate key" && !key.trim().is_empty() => {
+                    format!("duplicate key `{}`", key.trim())
+                }
+                _ => message,
+            };
             cx.error(&at, "", message);
         }
         return Err(PolicyErrors::sorted(cx.errors));

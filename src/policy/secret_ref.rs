@@ -70,43 +70,54 @@ pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024;
 /// Reads a credential file: a regular file of at most [`MAX_FILE_BYTES`], valid UTF-8. Never
 /// blocks on a FIFO nor reads on from a device; errors name the path, never the content.
 fn read_credential_file(path: &Path) -> Result<String, String> {
+    read_small_file(path, "credential file", MAX_FILE_BYTES, "64 KiB")
+}
+
+/// Reads `path` if it is a regular file of at most `max` bytes of UTF-8 (`what` and `limit`
+/// name it and the limit in errors). Looks before opening (opening a FIFO waits for a writer,
+/// opening a device may act), opens non-blocking and checks the open file again; never reads
+/// past the limit. Errors name the path, never the content.
+pub(crate) fn read_small_file(
+    path: &Path,
+    what: &str,
+    max: u64,
+    limit: &str,
+) -> Result<String, String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
 
     let shown = path.display();
     let cannot = |e: &std::io::Error| format!("cannot read file `{shown}`: {}", io_reason(e));
-    // Look before opening: opening a FIFO waits for a writer, opening a device may act.
     let before = std::fs::metadata(path).map_err(|e| cannot(&e))?;
-    regular_file(path, &before.file_type())?;
-    // Non-blocking, and checked again on the open file, in case the path changed in between.
+    regular_file(path, what, &before.file_type())?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| cannot(&e))?;
     let opened = file.metadata().map_err(|e| cannot(&e))?;
-    regular_file(path, &opened.file_type())?;
-    let too_large = || format!("credential file `{shown}` is larger than 64 KiB");
-    if opened.len() > MAX_FILE_BYTES {
+    regular_file(path, what, &opened.file_type())?;
+    let too_large = || format!("{what} `{shown}` is larger than {limit}");
+    if opened.len() > max {
         return Err(too_large());
     }
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| cannot(&e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > max {
         return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|_| format!("cannot read file `{shown}`: not valid UTF-8"))
 }
 
-fn regular_file(path: &Path, kind: &std::fs::FileType) -> Result<(), String> {
+fn regular_file(path: &Path, what: &str, kind: &std::fs::FileType) -> Result<(), String> {
     use std::os::unix::fs::FileTypeExt;
 
     if kind.is_file() {
         return Ok(());
     }
-    let what = if kind.is_dir() {
+    let kind = if kind.is_dir() {
         "a directory"
     } else if kind.is_fifo() {
         "a FIFO"
@@ -120,7 +131,7 @@ fn regular_file(path: &Path, kind: &std::fs::FileType) -> Result<(), String> {
         "not a regular file"
     };
     Err(format!(
-        "credential file `{}` is not a regular file ({what})",
+        "{what} `{}` is not a regular file ({kind})",
         path.display()
     ))
 }

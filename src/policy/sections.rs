@@ -53,16 +53,46 @@ pub(crate) fn schedule(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> ScheduleSectio
             }
         }
     }
-    if valid
-        && let Err(message) = crate::schedule::Schedule::new(&schedule.cron, &schedule.timezone)
-    {
-        let at = t.get("cron").map_or_else(|| t.span.clone(), |c| c.span());
-        cx.error(&at, t.key("cron"), message);
-    }
+    let built = if valid {
+        match crate::schedule::Schedule::new(&schedule.cron, &schedule.timezone) {
+            Ok(built) => Some(built),
+            Err(message) => {
+                let at = t.get("cron").map_or_else(|| t.span.clone(), |c| c.span());
+                cx.error(&at, t.key("cron"), message);
+                None
+            }
+        }
+    } else {
+        None
+    };
     if let Some(jitter) = t.duration_at_most(cx, "jitter", MAX_JITTER, JITTER_WHY) {
-        schedule.jitter = jitter.into_inner();
+        // Jitter delays each run by up to its length: at least the gap between two runs, it
+        // would push runs past the next one.
+        let gap = built.as_ref().and_then(|b| shortest_gap(b, cx.now));
+        match gap {
+            Some(gap) if *jitter.get_ref() >= gap && !jitter.get_ref().is_zero() => {
+                let message = format!(
+                    "jitter ({}) must be shorter than the {} between runs of the schedule",
+                    format_duration(*jitter.get_ref()),
+                    format_duration(gap)
+                );
+                cx.error(&jitter.span(), t.key("jitter"), message);
+            }
+            _ => schedule.jitter = jitter.into_inner(),
+        }
     }
     schedule
+}
+
+/// The shortest time between two of the schedule's next runs (over a sample of them).
+fn shortest_gap(
+    schedule: &crate::schedule::Schedule,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let runs = schedule.upcoming(now, 24);
+    runs.windows(2)
+        .filter_map(|w| (w[1] - w[0]).to_std().ok())
+        .min()
 }
 
 pub(crate) fn defaults(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Defaults {
@@ -101,6 +131,10 @@ pub(crate) fn defaults(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Defaults {
     defaults
 }
 
+/// The shortest `rotate_before`: a rotation needs a run of the schedule, and its destinations
+/// time to answer, before the old token expires.
+const MIN_ROTATE_BEFORE: Duration = Duration::from_secs(3600);
+
 /// A token must be rotated before it expires: `rotate_before` shorter than a duration lifetime,
 /// and a date lifetime further from the load time than `rotate_before`. Checked where `t` sets
 /// `rotate_before` (at `rotate_before_at`) or `lifetime` (at `lifetime_at`); nothing when it
@@ -114,6 +148,15 @@ pub(crate) fn check_rotate_before(
     lifetime: &Lifetime,
 ) {
     let before = format_duration(rotate_before);
+    if let Some(span) = &rotate_before_at
+        && rotate_before < MIN_ROTATE_BEFORE
+    {
+        let message = format!(
+            "rotate_before ({before}) leaves no time to rotate before the token expires: use at least 1h (a few days is usual)"
+        );
+        cx.error(span, t.key("rotate_before"), message);
+        return;
+    }
     if let Lifetime::Until(at) = lifetime {
         let Ok(left) = (*at - cx.now).to_std() else {
             return;
@@ -177,13 +220,13 @@ pub(crate) fn metrics(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> MetricsSection 
     };
     t.check_keys(cx, &["listen"]);
     let listen = t.text(cx, "listen").filter(|listen| {
-        let port = listen
-            .get_ref()
-            .rsplit_once(':')
-            .map(|(_, port)| port.parse::<u16>());
-        let ok = matches!(port, Some(Ok(_)));
+        let text = listen.get_ref();
+        let ok = text.parse::<std::net::SocketAddr>().is_ok()
+            || text
+                .strip_prefix("localhost:")
+                .is_some_and(|port| port.parse::<u16>().is_ok());
         if !ok {
-            let message = "expected \"<host>:<port>\", e.g. \"127.0.0.1:9184\"";
+            let message = "expected an IP address and a port, e.g. \"127.0.0.1:9464\", \"[::1]:9464\" or \"localhost:9464\"";
             cx.error(&listen.span(), t.key("listen"), message);
         }
         ok

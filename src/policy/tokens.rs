@@ -40,7 +40,13 @@ pub(crate) fn tokens(
 
 fn token(cx: &mut Ctx<'_>, t: &Table<'_, '_>, defaults: &Defaults) -> BuiltToken {
     t.check_keys(cx, &TOKEN_KEYS);
-    let name = t.required_text(cx, "name");
+    let name = t.required_text(cx, "name").filter(|n| {
+        let problem = name_problem(n.get_ref());
+        if let Some(problem) = problem {
+            cx.error(&n.span(), t.key("name"), problem);
+        }
+        problem.is_none()
+    });
     let description = t
         .text(cx, "description")
         .map_or_else(|| DEFAULT_DESCRIPTION.to_owned(), |d| d.into_inner());
@@ -295,3 +301,20 @@ fn is_github_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
+
+/// Why `name` cannot be a token name: printed in summaries, logs and messages, it must not be
+/// able to forge a line or hide what it says.
+fn name_problem(name: &str) -> Option<&'static str> {
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some("is longer than 200 characters");
+    }
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    name.chars()
+        .any(hidden)
+        .then_some("must not contain control, zero-width or text-direction characters")
+}
+
+const MAX_NAME_CHARS: usize = 200;

@@ -173,12 +173,17 @@ impl Engine {
                 ));
             } else {
                 let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
-                // Without saved state of this token, a rotation about to start takes an unused
-                // replacement rather than minting another (see `adoptable`): not an orphan.
+                let minted: Vec<String> = self.load(MINTED, &policy.name)?.unwrap_or_default();
+                // A rotation about to start takes an unused replacement rather than minting
+                // another (see `adoptable`): that one is not an orphan.
                 let spared = match &plan.decision {
-                    Decision::Rotate { current, .. } if record.is_none() => {
+                    Decision::Rotate { current, .. } => {
                         let probe = Rotation::new(&policy.name, &current.id, None, [], now);
-                        adoptable(policy, &probe, &named, &held, now).map(|t| t.id)
+                        let trusted = Trusted {
+                            no_record: record.is_none(),
+                            minted: &minted,
+                        };
+                        adoptable(policy, &probe, &named, &held, &trusted, now).map(|t| t.id)
                     }
                     _ => None,
                 };
@@ -791,11 +796,14 @@ impl Engine {
             );
         }
         let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
-        if record.is_none()
-            && let Some(found) = adoptable(policy, rot, &named, &held, Utc::now())
-        {
-            // No saved state of this token (a lost state folder): an unused replacement this
-            // program made is taken rather than minting another beside it.
+        let minted: Vec<String> = self.load(MINTED, &policy.name)?.unwrap_or_default();
+        let trusted = Trusted {
+            no_record: record.is_none(),
+            minted: &minted,
+        };
+        if let Some(found) = adoptable(policy, rot, &named, &held, &trusted, Utc::now()) {
+            // An unused replacement this program made (its journal lost or set aside, or the
+            // whole state folder gone) is taken rather than minting another beside it.
             return self.adopt(
                 rot,
                 found,
@@ -1202,8 +1210,23 @@ fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
     }
 }
 
-/// An existing replacement a new one would be minted beside: of this name, carrying this
-/// product's marker, not the old token, not one set aside (`held`: kept by `--abandon --force`
+/// Which marked tokens may be taken as this program's own.
+struct Trusted<'a> {
+    /// No saved record of the token (a first run, or a lost state folder): the marker is all
+    /// there is to go by.
+    no_record: bool,
+    /// Else only those the state folder recorded creating.
+    minted: &'a [String],
+}
+
+impl Trusted<'_> {
+    fn ours(&self, t: &Token) -> bool {
+        t.description.contains(MARKER) && (self.no_record || self.minted.contains(&t.id))
+    }
+}
+
+/// An existing replacement a new one would be minted beside: of this name, this program's own
+/// (see [`Trusted`]), not the old token, not one set aside (`held`: kept by `--abandon --force`
 /// or kept alive because its value could not be read back), its value readable and not itself
 /// due (so a fresh one could not do better). The newest such token.
 fn adoptable(
@@ -1211,12 +1234,13 @@ fn adoptable(
     rot: &Rotation,
     named: &[Token],
     held: &[String],
+    trusted: &Trusted<'_>,
     now: DateTime<Utc>,
 ) -> Option<Token> {
     let fresh_until = now + plan::chrono_dur(policy.rotate_before);
     named
         .iter()
-        .filter(|t| t.id != rot.old_id && t.description.contains(MARKER))
+        .filter(|t| t.id != rot.old_id && trusted.ours(t))
         .filter(|t| !held.contains(&t.id))
         .filter(|t| t.value.is_some())
         .filter(|t| t.expires.is_some_and(|e| e > fresh_until))
