@@ -530,10 +530,12 @@ fn describe(e: &ClientError) -> String {
                 // The chain names the URL again (with its query): say it once.
                 let chain = crate::eci::error_chain(source.as_ref());
                 let base = url.split('?').next().unwrap_or(url);
-                format!(
-                    "cannot reach {base}: {}",
-                    chain.replace(url.as_str(), "it").replace(base, "it")
-                )
+                let chain = chain
+                    .replace(&format!(" for url ({url})"), "")
+                    .replace(&format!(" for url ({base})"), "")
+                    .replace(url.as_str(), "it")
+                    .replace(base, "it");
+                format!("cannot reach {base}: {chain}")
             }
             other => other.to_string(),
         },
