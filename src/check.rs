@@ -1,7 +1,7 @@
 //! `--check --online`: proves the policy's credentials reach their servers and may do what a rotation needs.
 
 use crate::destination::github::Github;
-use crate::destination::vault::Vault;
+use crate::destination::vault::{Need, Vault};
 use crate::eci::{CreateProbe, EciClient, Token};
 use crate::policy::{
     GithubDestination, GithubTarget, Policy, SecretApp, SecretRef, VaultAuth, format_duration,
@@ -314,45 +314,6 @@ async fn eci_credential(
     }
     let vault = vault.and_then(|v| v.as_ref().ok());
     crate::app::eci_credential(policy, vault).await
-}
-
-/// Capabilities a destination (or the credential's source) needs on one API path: always
-/// `read` (a push reads before it writes, and merges custom metadata), and for a destination
-/// `create` or `update`.
-struct Need {
-    path: String,
-    write: bool,
-}
-
-impl Need {
-    fn new(path: String, write: bool) -> Self {
-        Self { path, write }
-    }
-
-    /// What is missing from `caps`, e.g. `read and create or update`.
-    fn missing(&self, caps: &[String]) -> Option<String> {
-        let has = |c: &str| caps.iter().any(|x| x == c || x == "root");
-        let mut lacks = Vec::new();
-        if !has("read") {
-            lacks.push("read");
-        }
-        if self.write && !has("create") && !has("update") {
-            lacks.push("create or update");
-        }
-        if lacks.is_empty() {
-            return None;
-        }
-        let held = if caps.is_empty() {
-            "nothing".to_owned()
-        } else {
-            caps.join(", ")
-        };
-        Some(format!(
-            "lacks {} on {} (has {held})",
-            lacks.join(" and "),
-            self.path
-        ))
-    }
 }
 
 /// `sys/capabilities-self` for the credential's source and every destination secret.

@@ -7,7 +7,7 @@ use crate::plan::{self, Decision};
 use crate::policy::{Policy, TokenPolicy};
 use crate::rotation::journal::{DestState, DestStatus, Phase, Rotation, TokenRecord};
 use crate::rotation::report::{relative, when};
-use crate::rotation::{HELD, MARKER, MINTED, ROTATIONS, TOKENS};
+use crate::rotation::{HELD, MARKER, ROTATIONS, TOKENS};
 use crate::schedule::Schedule;
 use crate::state::Store;
 use chrono::{DateTime, Utc};
@@ -121,8 +121,11 @@ pub async fn gather(
             .and_then(|s| s.load(HELD, &t.name).ok().flatten())
             .unwrap_or_default();
         let minted: Vec<String> = store
-            .and_then(|s| s.load(MINTED, &t.name).ok().flatten())
-            .unwrap_or_default();
+            .and_then(|s| crate::rotation::minted::load(s, &t.name).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
         let named: Option<Vec<Token>> = tokens
             .as_ref()
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
@@ -205,7 +208,7 @@ fn token_status(
         } else if rot
             .destinations
             .values()
-            .any(|d| d.status == DestStatus::Failed)
+            .any(|d| !d.removed && d.status == DestStatus::Failed)
         {
             "failed"
         } else {

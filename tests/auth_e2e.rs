@@ -687,5 +687,43 @@ auth = { method = "approle", role_id = { file = "role-id" }, secret_id = { file 
         "nothing was written outside the namespace"
     );
     assert!(!run.all().contains(&secret_id), "the secret id leaked");
+
+    // A plain token of the namespace works too (`sys/health` is not served inside one).
+    let ns_token = bao
+        .api(
+            reqwest::Method::POST,
+            "team-a/auth/token/create",
+            Some(json!({"policies": ["rotator"], "ttl": "1h"})),
+        )
+        .await["auth"]["client_token"]
+        .as_str()
+        .expect("namespace token")
+        .to_string();
+    write_private(&world.dir.path().join("ns-token"), &ns_token);
+    let token_policy = crate::policy(
+        &world,
+        r#"namespace = "team-a"
+auth = { method = "token", token = { file = "ns-token" } }"#,
+        GITHUB_TOKEN_SECTION,
+        "",
+        VAULT_ONLY,
+    );
+    let run = world.run(&token_policy, &["--rotate-now", "--force"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let newest = replacement(&world, &new).await;
+    let in_ns = bao
+        .api(reqwest::Method::GET, "team-a/secret/data/ci/deploy", None)
+        .await;
+    assert!(in_ns["data"]["data"]["ECI_ACCESS_TOKEN"] == value_of(&newest));
+    let check = world.run(&token_policy, &["--check", "--online"]).await;
+    assert!(
+        check.stdout.contains("ok      Vault login")
+            && check
+                .stdout
+                .contains("ok      Vault write secret/ci/deploy"),
+        "{}",
+        check.stdout
+    );
+    assert!(!run.all().contains(&ns_token), "the namespace token leaked");
     world.assert_no_leak().await;
 }

@@ -255,23 +255,21 @@ async fn abandon_after_a_kill_mid_write_asks_the_destination_whether_it_landed()
     }
 }
 
-/// A Vault write that stored the value but failed afterwards (here: its metadata may not be
-/// written) leaves no receipt in the journal. `--abandon` reads Vault and finds the value there,
-/// so it keeps the replacement instead of breaking whoever reads that secret.
+/// A Vault write that stored the value but failed afterwards (here: the token lost the right
+/// to write the secret's metadata between the run's checks and its write) leaves no receipt
+/// in the journal. `--abandon` reads Vault and finds the value there, so it keeps the
+/// replacement instead of breaking whoever reads that secret.
 #[tokio::test]
 async fn abandon_keeps_a_replacement_vault_stored_despite_a_failed_write() {
     let world = World::new().await;
     world
         .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
         .await;
-    let token_file = world
-        .limited_vault_token(
-            r#"
+    let full = r#"
 path "secret/data/ci/deploy" { capabilities = ["create", "read", "update"] }
-path "secret/metadata/ci/deploy" { capabilities = ["read"] }
-"#,
-        )
-        .await;
+path "secret/metadata/ci/deploy" { capabilities = ["create", "read", "update"] }
+"#;
+    let token_file = world.limited_vault_token(full).await;
     let auth = format!(
         r#"{{ method = "token", token = {{ file = "{}" }} }}"#,
         token_file.display()
@@ -288,13 +286,54 @@ name = "ci-deploy"
   key = "ECI_ACCESS_TOKEN"
 "#,
     );
-    let run = world.run(&policy, &["--rotate-now"]).await;
-    assert_eq!(run.code, 1, "{}", run.all());
-    assert!(
-        run.stdout.contains("writing Vault metadata"),
-        "{}",
-        run.stdout
-    );
+    // Stop the run once the replacement exists (it proves the new token at ECI before writing),
+    // take the metadata right away, then let it go on.
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "/user/organization", "hang": true, "count": 1}),
+        )
+        .await;
+    let child = world
+        .command(&policy, &["--rotate-now"])
+        .spawn()
+        .expect("spawn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached the hang"
+        );
+        let log = world.admin_get("/requests").await;
+        let stuck = log.as_array().into_iter().flatten().any(|e| {
+            e["status"] == 0
+                && e["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("/user/organization"))
+        });
+        if stuck {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    world
+        .bao
+        .api(
+            reqwest::Method::PUT,
+            "sys/policies/acl/eci-limited",
+            Some(json!({ "policy": full.replace(
+                r#"path "secret/metadata/ci/deploy" { capabilities = ["create", "read", "update"] }"#,
+                r#"path "secret/metadata/ci/deploy" { capabilities = ["read"] }"#,
+            ) })),
+        )
+        .await;
+    world.admin_delete("/faults").await;
+    let out = child.wait_with_output().await.expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    world.note_printed(&stdout);
+    world.note_printed(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("writing Vault metadata"), "{stdout}");
     let stored = world.vault_read("ci/deploy").await.expect("secret written");
     let named = world.eci_named("ci-deploy").await;
     assert_eq!(named.len(), 2);

@@ -127,14 +127,10 @@ async fn an_unreadable_replacement_that_destinations_hold_is_kept_and_replaced()
         .find(|t| t["id"] != old["id"])
         .expect("replacement");
     world.admin_delete("/faults").await;
-    // ECI now refuses to show the replacement's value again.
+    // ECI now refuses to show the replacement's value again, on every read.
     let id = first["id"].as_str().expect("id");
     world
-        .admin_post(
-            "/faults",
-            json!({"method": "GET", "path_contains": format!("/user_access_token/{id}"), "status": 200,
-                   "body": {"id": id, "name": "ci-deploy", "description": "x [eci-secret-sync]"}}),
-        )
+        .admin_patch(&format!("/eci/tokens/{id}"), json!({"value_hidden": true}))
         .await;
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
@@ -399,13 +395,28 @@ async fn nothing_is_minted_when_a_destination_cannot_take_the_value() {
             Some(json!({"type": "kv", "options": {"version": "1"}})),
         )
         .await;
+    let read_only = world
+        .limited_vault_token(
+            r#"
+path "secret/data/ci/deploy" { capabilities = ["read"] }
+path "secret/metadata/ci/deploy" { capabilities = ["read"] }
+"#,
+        )
+        .await;
+    let read_only = std::fs::read_to_string(read_only).expect("token file");
     let vault_dest = |mount: &str| {
         format!(
             "[[token]]\nname = \"ci-deploy\"\n  [[token.vault]]\n  mount = \"{mount}\"\n  path = \"ci/deploy\"\n  key = \"ECI_ACCESS_TOKEN\"\n"
         )
     };
     let github_dest = "[[token]]\nname = \"ci-deploy\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n";
-    let cases: [(String, &[Env], &str); 4] = [
+    let read_only_env = [("TEST_VAULT_TOKEN", read_only.as_str())];
+    let cases: [(String, &[Env], &str); 5] = [
+        (
+            vault_dest("secret"),
+            &read_only_env,
+            "the Vault token lacks create or update on secret/data/ci/deploy (has read)",
+        ),
         (
             vault_dest("kv1"),
             &[],
@@ -657,5 +668,195 @@ async fn an_existing_audit_log_is_made_private() {
         & 0o777;
     assert_eq!(mode, 0o600, "audit log mode {mode:o}");
     assert!(std::fs::read_to_string(&audit).is_ok_and(|a| a.contains("\"created\"")));
+    world.assert_no_leak().await;
+}
+
+/// ECI stops returning replacement values, run after run, while a destination keeps failing:
+/// one replacement is given up (kept alive, since a destination holds it) and one more made;
+/// after that the runs fail and say why instead of minting a token each time.
+#[tokio::test]
+async fn unreadable_replacements_never_mint_a_token_per_run() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    for run_no in 0..4 {
+        // Whatever replacement exists now can no longer be read back.
+        for t in world.eci_named("ci-deploy").await {
+            if t["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("[eci-secret-sync]"))
+            {
+                let id = t["id"].as_str().expect("id");
+                world
+                    .admin_patch(&format!("/eci/tokens/{id}"), json!({"value_hidden": true}))
+                    .await;
+            }
+        }
+        let run = world.run(&policy, &["--rotate-now"]).await;
+        assert_eq!(run.code, 1, "{}", run.all());
+        let live = world.eci_named("ci-deploy").await.len();
+        assert!(live <= 3, "run {run_no}: {live} live tokens");
+        if run_no >= 2 {
+            assert!(run.stdout.contains("not minting another"), "{}", run.stdout);
+        }
+    }
+    world.assert_no_leak().await;
+}
+
+/// The first live token of `name` carrying this program's marker, other than `except`.
+async fn marked(world: &World, name: &str, except: &Value) -> Option<Value> {
+    world.eci_named(name).await.into_iter().find(|t| {
+        t["id"] != *except
+            && t["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("[eci-secret-sync]"))
+    })
+}
+
+/// A create ECI refused although it made the token: `--abandon` deletes that token too
+/// (no destination was ever given it) instead of leaving it behind for good.
+#[tokio::test]
+async fn abandon_deletes_what_a_refused_create_made() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 400, "count": 1, "phase": "after"}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let stray = marked(&world, "ci-deploy", &old["id"])
+        .await
+        .expect("the refused create made one");
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains(&format!("deleted {}", stray["id"].as_str().expect("id"))),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ids(&world, "ci-deploy").await, vec![old["id"].clone()]);
+    world.assert_no_leak().await;
+}
+
+/// A create whose reply was lost and whose token only appears after the run looked for it
+/// (ECI finished it late): the next run takes that token rather than minting another.
+#[tokio::test]
+async fn a_create_that_lands_after_it_was_looked_for_is_taken_next_run() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 504, "count": 1}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("ECI shows no replacement"),
+        "{}",
+        run.stdout
+    );
+    // The gateway's backend made it after all, late.
+    let late = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(ids(&world, "ci-deploy").await, vec![late["id"].clone()]);
+    assert_ne!(late["id"], old["id"]);
+    world.assert_no_leak().await;
+}
+
+/// A forced rotation wrote its replacement to some destinations, then its journal was lost.
+/// The replacement is not deleted as an orphan (a destination may hold it); a forced run takes
+/// it and finishes the rotation with it.
+#[tokio::test]
+async fn a_pushed_replacement_whose_journal_is_lost_is_kept_and_taken() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let current = world.eci_named("ci-deploy").await.pop().expect("current");
+    org_put_fails(&world).await;
+    assert_eq!(
+        world.run(&policy, &["--rotate-now", "--force"]).await.code,
+        1
+    );
+    let pushed = marked(&world, "ci-deploy", &current["id"])
+        .await
+        .expect("replacement");
+    world.admin_delete("/faults").await;
+    std::fs::remove_dir_all(world.state_dir().join("rotations")).expect("lose the journal");
+    std::fs::create_dir_all(world.state_dir().join("rotations")).expect("empty folder");
+
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("a destination may hold it"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2, "kept");
+
+    let run = world.run(&policy, &["--rotate-now", "--force"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(ids(&world, "ci-deploy").await, vec![pushed["id"].clone()]);
+    for (scope, name) in [
+        ("repo:acme/web", "ECI_ACCESS_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let s = world.github_secret(scope, name).await.expect("secret");
+        assert!(s["value"] == value_of(&pushed).as_str(), "{scope}");
+    }
+    world.assert_no_leak().await;
+}
+
+/// A destination removed from the policy while a rotation is open is still known to hold the
+/// replacement: `--abandon` does not delete it from under it.
+#[tokio::test]
+async fn a_destination_removed_mid_rotation_still_protects_the_replacement() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    // Vault and the repository hold the replacement; the policy now lists the org secret only.
+    let org_only = "[[token]]\nname = \"ci-deploy\"\n  [[token.github]]\n  org = \"acme\"\n  secret = \"ECI_TOKEN\"\n  visibility = \"private\"\n";
+    let policy = world.policy(org_only);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("vault:secret/ci/deploy#ECI_ACCESS_TOKEN (no longer in the policy)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        2,
+        "nothing deleted"
+    );
     world.assert_no_leak().await;
 }

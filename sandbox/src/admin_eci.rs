@@ -135,6 +135,11 @@ async fn patch(
         Some(Value::Bool(v)) => Some(*v),
         Some(_) => return Err(AdminError::bad("can_create must be a boolean")),
     };
+    let value_hidden = match b.get("value_hidden") {
+        None => None,
+        Some(Value::Bool(v)) => Some(*v),
+        Some(_) => return Err(AdminError::bad("value_hidden must be a boolean")),
+    };
     let roles = match b.get("roles") {
         None => None,
         Some(v) => Some(
@@ -160,6 +165,9 @@ async fn patch(
     }
     if let Some(r) = roles {
         t.roles = r;
+    }
+    if let Some(h) = value_hidden {
+        t.value_hidden = h;
     }
     t.modified = Some(Utc::now());
     let t = t.clone();

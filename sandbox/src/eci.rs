@@ -202,7 +202,7 @@ async fn create(
         .filter(|k| !k.is_empty());
     let mut store = lock(&st.eci);
     if let Some(done) = key.as_deref().and_then(|k| store.replay(k)) {
-        return Ok(Json(store.token_json(done)));
+        return Ok(Json(store.token_json_with_value(done)));
     }
     let caller = store
         .get(caller_id)
@@ -229,5 +229,5 @@ async fn create(
         store.remember(k, token.id);
     }
     tracing::info!(id = %token.id, name = %token.name, "eci: access token issued");
-    Ok(Json(store.token_json(&token)))
+    Ok(Json(store.token_json_with_value(&token)))
 }

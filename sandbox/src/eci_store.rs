@@ -24,6 +24,9 @@ pub(crate) struct EciToken {
     pub roles: Vec<String>,
     /// Holds `User.UserAccessToken.CREATE` (internal, never serialized by the ECI API).
     pub can_create: bool,
+    /// Reads no longer return the value (the contract's "value not retrievable"); the create
+    /// reply always had it. Set through the admin API.
+    pub value_hidden: bool,
     /// Which time rendering this token's replies use.
     style: u8,
     /// Insertion order, the tie-breaker of "oldest first".
@@ -136,6 +139,7 @@ impl EciStore {
             expires: new.expires,
             roles: new.roles,
             can_create: new.can_create,
+            value_hidden: false,
             style,
             seq: self.counter,
         };
@@ -198,6 +202,17 @@ impl EciStore {
 
     /// The Token object as ECI returns it (with its value and an unknown extra field).
     pub(crate) fn token_json(&self, t: &EciToken) -> Value {
+        let mut v = self.token_json_with_value(t);
+        if t.value_hidden
+            && let Some(o) = v.as_object_mut()
+        {
+            o.remove("token");
+        }
+        v
+    }
+
+    /// The Token object with its value whatever `value_hidden` says (the create reply).
+    pub(crate) fn token_json_with_value(&self, t: &EciToken) -> Value {
         json!({
             "id": t.id,
             "name": t.name,
@@ -226,6 +241,7 @@ impl EciStore {
             "roles": t.roles,
             "owner": {"id": self.owner_id, "name": "ops-bot"},
             "can_create": t.can_create,
+            "value_hidden": t.value_hidden,
         })
     }
 }

@@ -195,6 +195,7 @@ fn with_saved_destinations(reports: &[TokenReport], store: &Store) -> Vec<TokenR
                 r.destinations = record
                     .destinations
                     .iter()
+                    .filter(|(_, d)| !d.removed)
                     .map(|(k, d)| DestReport::from_state(k, d))
                     .collect();
             }

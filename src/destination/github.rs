@@ -175,7 +175,18 @@ impl Github {
     /// secret's `selected` repositories resolve. Checked before a replacement is made.
     pub async fn preflight(&self, dest: &GithubDestination) -> Result<(), DestError> {
         let base = scope_path(dest);
-        self.public_key(&base, false).await?;
+        match self.public_key(&base, false).await {
+            Err(e) if e.message.contains("returned 404") => {
+                let missing = self.missing_scope(&dest.target).await?;
+                return Err(DestError::fatal(format!(
+                    "{missing} does not exist or the token cannot see it ({})",
+                    e.message
+                )));
+            }
+            other => {
+                other?;
+            }
+        }
         if let GithubTarget::Org {
             org,
             visibility: Visibility::Selected,

@@ -27,6 +27,8 @@ pub struct Vault {
     backoff: Backoff,
     /// `mount/path`s already proved to be KV version 2 and reachable with this token.
     preflighted: Mutex<HashSet<String>>,
+    /// Requests go to this namespace (where `sys/health` is not served).
+    namespaced: bool,
 }
 
 impl Vault {
@@ -65,6 +67,7 @@ impl Vault {
             default_mount: section.mount.clone(),
             backoff: Backoff::default(),
             preflighted: Mutex::new(HashSet::new()),
+            namespaced: section.namespace.is_some(),
         })
     }
 
@@ -118,10 +121,11 @@ impl Vault {
 
     /// Prove, without writing, that `dest` can be written as a KV version 2 secret: Vault's
     /// `sys/internal/ui/mounts/<mount>/<path>` (what Vault's own CLI asks) names the engine
-    /// behind the path when the token may use it. Refused outright: a token Vault does not
-    /// accept, a path the token may not use or that no mount serves, and a mount that is not KV
-    /// version 2 (a KV v1 engine would store the value at a `data/` path nobody reads). Once
-    /// per destination per run.
+    /// behind the path when the token may use it, and `sys/capabilities-self` says whether the
+    /// token may read and write the secret and its metadata. Refused outright: a token Vault
+    /// does not accept, a path the token may not use or that no mount serves, a mount that is
+    /// not KV version 2 (a KV v1 engine would store the value at a `data/` path nobody reads),
+    /// and missing capabilities. Once per destination per run.
     pub async fn preflight(&self, dest: &VaultDestination) -> Result<(), DestError> {
         let mount = self.mount(dest);
         let id = format!("{mount}/{}", dest.path);
@@ -150,6 +154,31 @@ impl Vault {
             }
             Err(e) => return Err(e),
         };
+        self.check_kv2(mount, &info)?;
+        // The engine is right; may this token write there (data, and the custom metadata)?
+        let paths = [
+            format!("{mount}/data/{}", dest.path),
+            format!("{mount}/metadata/{}", dest.path),
+        ];
+        let caps = self.with_retries(|| self.capabilities_self(&paths)).await?;
+        let problems: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                Need::new(p.clone(), true).missing(caps.get(p).map_or(&[][..], Vec::as_slice))
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(DestError::fatal(format!(
+                "the Vault token {}",
+                problems.join("; ")
+            )));
+        }
+        self.preflighted.lock().await.insert(id);
+        Ok(())
+    }
+
+    /// `info` (from `sys/internal/ui/mounts`) describes a KV version 2 engine.
+    fn check_kv2(&self, mount: &str, info: &Value) -> Result<(), DestError> {
         let kind = info["type"].as_str().unwrap_or("?");
         let version = info["options"]["version"].as_str().unwrap_or("1");
         if kind != "kv" || version != "2" {
@@ -162,7 +191,6 @@ impl Vault {
                 "Vault mount `{mount}` is {engine}; destinations need KV version 2 (set `mount` to a KV v2 mount)"
             )));
         }
-        self.preflighted.lock().await.insert(id);
         Ok(())
     }
 
@@ -386,6 +414,16 @@ impl Vault {
     /// (`method = "token"`) is only put on the client by [`Vault::connect`]; this asks the server.
     /// `sys/health`: the server answers and is unsealed (a standby counts: it forwards writes).
     pub async fn check_reachable(&self) -> Result<(), DestError> {
+        if self.namespaced {
+            // `sys/health` is served in the root namespace only: inside one, the token's own
+            // lookup proves the server answers, is unsealed (else 503) and takes the token.
+            return match self.check_login().await {
+                Err(e) if e.message.contains("HTTP 503") => {
+                    Err(DestError::transient("Vault is sealed"))
+                }
+                other => other,
+            };
+        }
         let client = self.client.read().await;
         let request = RawRequest {
             path: "sys/health".into(),
@@ -540,6 +578,45 @@ fn describe(e: &ClientError) -> String {
             other => other.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// Capabilities a destination (or the credential's source) needs on one API path: always
+/// `read` (a push reads before it writes, and merges custom metadata), and for a destination
+/// `create` or `update`.
+pub(crate) struct Need {
+    pub(crate) path: String,
+    write: bool,
+}
+
+impl Need {
+    pub(crate) fn new(path: String, write: bool) -> Self {
+        Self { path, write }
+    }
+
+    /// What is missing from `caps`, e.g. `read and create or update`.
+    pub(crate) fn missing(&self, caps: &[String]) -> Option<String> {
+        let has = |c: &str| caps.iter().any(|x| x == c || x == "root");
+        let mut lacks = Vec::new();
+        if !has("read") {
+            lacks.push("read");
+        }
+        if self.write && !has("create") && !has("update") {
+            lacks.push("create or update");
+        }
+        if lacks.is_empty() {
+            return None;
+        }
+        let held = if caps.is_empty() {
+            "nothing".to_owned()
+        } else {
+            caps.join(", ")
+        };
+        Some(format!(
+            "lacks {} on {} (has {held})",
+            lacks.join(" and "),
+            self.path
+        ))
     }
 }
 

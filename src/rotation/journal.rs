@@ -62,6 +62,10 @@ pub struct DestState {
     /// hold the replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempted_at: Option<DateTime<Utc>>,
+    /// No longer in the policy: kept so that what it may hold is still known (it never blocks
+    /// the rotation, and counts as holding whatever was written to it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
 }
 
 impl DestState {
@@ -73,6 +77,7 @@ impl DestState {
             at: None,
             failures: 0,
             attempted_at: None,
+            removed: false,
         }
     }
 
@@ -109,11 +114,12 @@ pub struct Rotation {
     pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_attempt: Option<CreateAttempt>,
-    /// Earlier create attempts of this rotation that ECI answered with an error: a create can
-    /// happen although its reply says it failed, so their tokens are looked for before the
-    /// next create.
+    /// Earlier create attempts of this rotation that failed (an error reply, or no reply and no
+    /// token found yet): a create can happen although its reply says it failed, or land after
+    /// it was looked for, so their tokens are looked for before the next create, and deleted
+    /// by `--abandon`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub refused_attempts: Vec<CreateAttempt>,
+    pub earlier_attempts: Vec<CreateAttempt>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,7 +149,7 @@ impl Rotation {
             started: now,
             phase: Phase::Planned,
             create_attempt: None,
-            refused_attempts: Vec::new(),
+            earlier_attempts: Vec::new(),
             new_id: None,
             new_expires: None,
             new_fingerprint: None,
@@ -160,18 +166,25 @@ impl Rotation {
     pub fn start_over(&mut self) {
         self.phase = Phase::Planned;
         self.create_attempt = None;
+        // Their token was the replacement given up (kept or deleted): not to be found again.
+        self.earlier_attempts.clear();
         self.new_id = None;
         self.new_expires = None;
         self.new_fingerprint = None;
         self.grace_until = None;
+        // The replacement given up is kept alive (see the rotation's `HELD`): what a removed
+        // destination may hold of it no longer needs tracking here.
+        self.destinations.retain(|_, d| !d.removed);
         for d in self.destinations.values_mut() {
             *d = DestState::pending();
         }
     }
 
+    /// Every destination still in the policy holds the replacement.
     pub fn all_verified(&self) -> bool {
         self.destinations
             .values()
+            .filter(|d| !d.removed)
             .all(|d| d.status == DestStatus::Verified)
     }
 

@@ -5,6 +5,7 @@
 //! second replacement while one exists.
 
 pub mod journal;
+pub mod minted;
 pub mod report;
 
 use crate::audit::{self, Action, Entry};
@@ -34,11 +35,7 @@ pub const TOKENS: &str = "tokens";
 /// Per token: ids of replacements no rotation references that some destination may still
 /// hold; never deleted as orphans until a rotation of that token completes.
 pub const HELD: &str = "held";
-/// Per token: ids of the replacements this program created (newest last, at most
-/// [`MINTED_MAX`]). Only these are ever deleted as orphans: a token that merely carries the
-/// marker in its description may be someone else's.
-pub const MINTED: &str = "minted";
-const MINTED_MAX: usize = 64;
+pub use minted::MINTED;
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -163,17 +160,34 @@ impl Engine {
             ));
         }
         if !orphans.is_empty() {
-            if open.is_some() {
-                // An open rotation may be about to adopt one of them (a create whose reply was
-                // lost): orphans are dealt with once it is done.
-                let ids: Vec<&str> = orphans.iter().map(|t| t.id.as_str()).collect();
-                report.warnings.push(format!(
-                    "other replacement(s) made by this program left alone while a rotation is open: {}",
-                    ids.join(", ")
-                ));
+            if let Some(rot) = &open {
+                // Tokens the rotation's own create attempts made: taken as its replacement when
+                // it has none yet; else strays, recorded so that they are deleted as orphans
+                // once the rotation is done (no destination was ever given one).
+                let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+                let made = attempt_tokens(rot, &named, &held);
+                if rot.new_id.is_some() && !made.is_empty() && !opts.dry_run {
+                    self.minted(&policy.name, |l| {
+                        for t in &made {
+                            minted::created(l, &t.id);
+                        }
+                    })?;
+                }
+                let ids: Vec<&str> = orphans
+                    .iter()
+                    .filter(|o| rot.new_id.is_some() || !made.iter().any(|m| m.id == o.id))
+                    .map(|t| t.id.as_str())
+                    .collect();
+                if !ids.is_empty() {
+                    report.warnings.push(format!(
+                        "other replacement(s) made by this program left alone while a rotation is open (dealt \
+                         with once it is done): {}",
+                        ids.join(", ")
+                    ));
+                }
             } else {
                 let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
-                let minted: Vec<String> = self.load(MINTED, &policy.name)?.unwrap_or_default();
+                let minted = self.minted_ids(&policy.name)?;
                 // A rotation about to start takes an unused replacement rather than minting
                 // another (see `adoptable`): that one is not an orphan.
                 let spared = match &plan.decision {
@@ -297,9 +311,12 @@ impl Engine {
         mut rot: Rotation,
         report: &mut TokenReport,
     ) -> Step<()> {
-        // Keep the journal's destinations in step with the policy (one may have been added).
+        // Keep the journal's destinations in step with the policy: one may have been added; one
+        // removed is kept, marked, for what it may hold (it no longer blocks the rotation).
         let keys = self.dest_keys(policy);
-        rot.destinations.retain(|k, _| keys.contains(k));
+        for (k, d) in rot.destinations.iter_mut() {
+            d.removed = !keys.contains(k);
+        }
         for k in &keys {
             rot.destinations
                 .entry(k.clone())
@@ -325,6 +342,7 @@ impl Engine {
             report.destinations = rot
                 .destinations
                 .iter()
+                .filter(|(_, d)| !d.removed)
                 .map(|(k, d)| DestReport::from_state(k, d))
                 .collect();
         }
@@ -375,7 +393,7 @@ impl Engine {
     /// journal and keep both tokens alive. Returns what was done.
     pub async fn abandon(&self, policy: &TokenPolicy, force: bool) -> Step<String> {
         let name = policy.name.as_str();
-        let Some(mut rot) = self.load::<Rotation>(ROTATIONS, name)? else {
+        let Some(rot) = self.load::<Rotation>(ROTATIONS, name)? else {
             return Err(format!("{name} has no open rotation"));
         };
         if matches!(rot.phase, Phase::Grace | Phase::Deleting) {
@@ -385,17 +403,41 @@ impl Engine {
                 rot.new_id.as_deref().unwrap_or("?")
             ));
         }
-        if rot.new_id.is_none()
-            && let Some(attempt) = rot.create_attempt.clone()
-            && let Some(found) = self.find_replacement(&rot, &attempt).await?
-        {
-            rot.new_id = Some(found.id);
-        }
         let store = self.store.as_ref().ok_or("no state folder")?;
+        // Tokens the rotation's create attempts made but it never took as its replacement
+        // (a create whose reply was lost or refused): no destination was ever given one.
+        let named = self
+            .eci
+            .list_named(name)
+            .await
+            .map_err(|e| format!("listing tokens in ECI: {e}"))?;
+        let held: Vec<String> = self.load(HELD, name)?.unwrap_or_default();
+        let mut strays = Vec::new();
+        for t in attempt_tokens(&rot, &named, &held) {
+            self.eci
+                .delete(&t.id)
+                .await
+                .map_err(|e| format!("deleting {}, which a create attempt of this rotation made: {e}; the rotation stays open", t.id))?;
+            self.forget_minted(name, &t.id);
+            self.audit(Entry {
+                token_id: Some(&t.id),
+                old_id: Some(&rot.old_id),
+                ..Entry::new(Action::Abandoned, name)
+            });
+            strays.push(t.id.clone());
+        }
+        let deleted = if strays.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; deleted {} (made by a create attempt whose reply was lost or refused)",
+                strays.join(", ")
+            )
+        };
         let Some(new_id) = rot.new_id.clone() else {
             store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
             return Ok(format!(
-                "{name}: open rotation closed; no replacement had been created; old token {} kept",
+                "{name}: open rotation closed; no replacement had been taken; old token {} kept{deleted}",
                 rot.old_id
             ));
         };
@@ -519,22 +561,26 @@ impl Engine {
         dry_run: bool,
         report: &mut TokenReport,
     ) {
-        let minted: Vec<String> = self
-            .load(MINTED, &policy.name)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let minted = match &self.store {
+            Some(store) => minted::load(store, &policy.name).unwrap_or_default(),
+            None => Vec::new(),
+        };
         for orphan in orphans {
             let id = &orphan.id;
-            if !minted.contains(id) {
+            let Some(record) = minted.iter().find(|m| &m.id == id) else {
                 report.warnings.push(format!(
                     "token {id} carries this program's marker in its description, but this state folder has no \
                      record of creating it: left alone (delete it by hand if nothing uses it)"
                 ));
                 continue;
-            }
+            };
             let why_not = if dry_run {
                 Some("dry run")
+            } else if record.pushed {
+                Some(
+                    "it was written to a destination and no rotation of this token has completed since, so a \
+                     destination may hold it; it is deleted after the next complete rotation",
+                )
             } else if !state_intact {
                 Some(
                     "no saved state proves that no destination holds it; delete it by hand once you know \
@@ -591,14 +637,15 @@ impl Engine {
         }
     }
 
-    /// Whether any Vault destination of `policy` holds `token`'s value (an unknown value counts
-    /// as held: nothing is deleted on a guess).
+    /// Whether any Vault destination of `policy` holds `token`'s value: a last check before an
+    /// orphan the state records as unused is deleted (someone may have copied it there). A value
+    /// ECI no longer returns cannot be compared; the state's record is then what counts.
     async fn held_in_vault(&self, policy: &TokenPolicy, token: &Token) -> Result<bool, String> {
         if policy.vault.is_empty() {
             return Ok(false);
         }
         let Some(value) = &token.value else {
-            return Err("its value cannot be read to compare with Vault".into());
+            return Ok(false);
         };
         let vault = self.vault().map_err(|e| e.message)?;
         for dest in &policy.vault {
@@ -622,29 +669,44 @@ impl Engine {
                 "{why}; no replacement was made, the old token is unchanged"
             ));
         }
-        let unchanged = |what: String, e: DestError| {
-            format!("{what}: {e}; no replacement was made, the old token is unchanged")
+        // Every destination is asked, so one run names every problem.
+        let mut problems = Vec::new();
+        // The GitHub credential once (a GitHub App exchanges it for an installation token).
+        let github = match self.github() {
+            Ok(github) if !policy.github.is_empty() => match github.ready().await {
+                Ok(()) => Ok(github),
+                Err(e) => {
+                    problems.push(format!("GitHub: {e}"));
+                    Err(None)
+                }
+            },
+            Ok(github) => Ok(github),
+            Err(e) => Err(Some(e)),
         };
         for dest in Destination::of(policy) {
             let key = dest.key(&self.default_mount);
-            match &dest {
-                Destination::Vault(v) => self
-                    .vault()
-                    .map_err(|e| e.message)?
-                    .preflight(v)
-                    .await
-                    .map_err(|e| unchanged(key, e))?,
-                Destination::Github(g) => {
-                    let github = self.github().map_err(|e| e.message)?;
-                    github
-                        .ready()
-                        .await
-                        .map_err(|e| unchanged(key.clone(), e))?;
-                    github.preflight(g).await.map_err(|e| unchanged(key, e))?;
-                }
+            let ready = match &dest {
+                Destination::Vault(v) => match self.vault() {
+                    Ok(vault) => vault.preflight(v).await,
+                    Err(e) => Err(e),
+                },
+                Destination::Github(g) => match &github {
+                    Ok(github) => github.preflight(g).await,
+                    Err(Some(e)) => Err(e.clone()),
+                    Err(None) => continue,
+                },
+            };
+            if let Err(e) = ready {
+                problems.push(format!("{key}: {e}"));
             }
         }
-        Ok(())
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "{}; no replacement was made, the old token is unchanged",
+            problems.join("; ")
+        ))
     }
 
     /// Self-rotation: re-read the credential from where this program reads it at start, check it
@@ -699,7 +761,19 @@ impl Engine {
                 return Ok(Some(own));
             }
         }
-        match self.eci.get(&new_id).await {
+        let fetched = match self.eci.get(&new_id).await {
+            // One read of a token may omit its value where the listing shows it: ask that too
+            // before giving the replacement up.
+            Ok(Token { value: None, .. }) => match self.eci.list_named(&rot.token_name).await {
+                Ok(named) => named
+                    .into_iter()
+                    .find(|t| t.id == new_id)
+                    .ok_or(crate::eci::EciError::NotFound),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        match fetched {
             Ok(Token { value: Some(v), .. })
                 if rot
                     .new_fingerprint
@@ -710,6 +784,22 @@ impl Engine {
                     .steps
                     .push(format!("resumed with replacement {new_id}"));
                 Ok(Some(v))
+            }
+            Ok(_)
+                if rot.any_destination_written()
+                    && !self
+                        .load::<Vec<String>>(HELD, &rot.token_name)?
+                        .unwrap_or_default()
+                        .is_empty() =>
+            {
+                // One replacement was already given up this way: another would only repeat it,
+                // one new token per run.
+                Err(format!(
+                    "replacement {new_id}'s value cannot be read back from ECI, and a replacement given up the \
+                     same way is still kept alive: not minting another. The old token {} stays valid; make ECI \
+                     return token values again, or close the rotation with --abandon {} --force",
+                    rot.old_id, rot.token_name
+                ))
             }
             Ok(_) if rot.any_destination_written() => {
                 // Some destination holds it: it must stay alive. Start over with a new one,
@@ -784,7 +874,7 @@ impl Engine {
             .iter()
             .filter(fresh)
             .filter(|t| t.description.contains(MARKER))
-            .filter(|t| rot.refused_attempts.iter().any(|a| made_by(a, t)))
+            .filter(|t| rot.earlier_attempts.iter().any(|a| made_by(a, t)))
             .max_by_key(|t| t.created)
         {
             return self.adopt(
@@ -796,7 +886,7 @@ impl Engine {
             );
         }
         let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
-        let minted: Vec<String> = self.load(MINTED, &policy.name)?.unwrap_or_default();
+        let minted = self.minted_ids(&policy.name)?;
         let trusted = Trusted {
             no_record: record.is_none(),
             minted: &minted,
@@ -850,8 +940,11 @@ impl Engine {
                         Action::Created,
                     ),
                     Ok(None) => {
+                        // It may still land: remembered, so the next attempt looks for it first.
                         rot.phase = Phase::Planned;
-                        rot.create_attempt = None;
+                        if let Some(lost) = rot.create_attempt.take() {
+                            rot.earlier_attempts.push(lost);
+                        }
                         self.save(rot)?;
                         Err(format!(
                             "creating the replacement: {e}; ECI shows no replacement, the next run tries again"
@@ -865,7 +958,7 @@ impl Engine {
             Err(e) => {
                 rot.phase = Phase::Planned;
                 if let Some(refused) = rot.create_attempt.take() {
-                    rot.refused_attempts.push(refused);
+                    rot.earlier_attempts.push(refused);
                 }
                 self.save(rot)?;
                 Err(format!("creating the replacement: {e}"))
@@ -913,13 +1006,12 @@ impl Engine {
             }
         };
         if action == Action::Created {
-            self.record_minted(&rot.token_name, &token.id)?;
+            self.minted(&rot.token_name, |l| minted::created(l, &token.id))?;
         }
         rot.phase = Phase::Created;
         rot.new_id = Some(token.id.clone());
         rot.new_expires = token.expires;
         rot.new_fingerprint = Some(value.fingerprint());
-        rot.refused_attempts.clear();
         self.save(rot)?;
         let fp = value.fingerprint();
         self.audit(Entry {
@@ -961,6 +1053,8 @@ impl Engine {
             token_id: new_id.clone(),
             expires: rot.new_expires,
         };
+        // Saved before any write: from here a destination may hold it.
+        self.minted(&policy.name, |l| minted::pushed(l, &new_id))?;
         for dest in Destination::of(policy) {
             let key = dest.key(&self.default_mount);
             let state = rot
@@ -1014,7 +1108,7 @@ impl Engine {
         let failed: Vec<String> = rot
             .destinations
             .iter()
-            .filter(|(_, d)| d.status != DestStatus::Verified)
+            .filter(|(_, d)| !d.removed && d.status != DestStatus::Verified)
             .map(|(k, d)| format!("{k}: {}", d.last_error.as_deref().unwrap_or("not written")))
             .collect();
         if failed.is_empty() {
@@ -1023,7 +1117,7 @@ impl Engine {
             Err(format!(
                 "{} of {} destination(s) failed; the old token {} stays alive and the next run finishes with replacement {new_id}: {}",
                 failed.len(),
-                rot.destinations.len(),
+                rot.destinations.values().filter(|d| !d.removed).count(),
                 rot.old_id,
                 failed.join("; ")
             ))
@@ -1123,6 +1217,9 @@ impl Engine {
         store
             .save(TOKENS, &rot.token_name, &record)
             .map_err(|e| e.to_string())?;
+        // Every destination holds the new token: none can need an older replacement.
+        let current = record.current_id.clone();
+        self.minted(&rot.token_name, |l| minted::superseded(l, &current))?;
         store
             .remove(HELD, &rot.token_name)
             .map_err(|e| e.to_string())?;
@@ -1131,33 +1228,29 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
-    /// Remember that this program created `id` (see [`MINTED`]).
-    fn record_minted(&self, name: &str, id: &str) -> Step<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let mut minted: Vec<String> = store
-            .load(MINTED, name)
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        if !minted.iter().any(|m| m == id) {
-            minted.push(id.to_string());
+    /// Change `name`'s record of created replacements (see [`minted`]).
+    fn minted(&self, name: &str, change: impl FnOnce(&mut Vec<minted::Minted>)) -> Step<()> {
+        match &self.store {
+            Some(store) => minted::update(store, name, change).map_err(|e| e.to_string()),
+            None => Ok(()),
         }
-        let excess = minted.len().saturating_sub(MINTED_MAX);
-        minted.drain(..excess);
-        store.save(MINTED, name, &minted).map_err(|e| e.to_string())
     }
 
-    /// Forget a created token that is gone.
+    fn minted_ids(&self, name: &str) -> Step<Vec<String>> {
+        match &self.store {
+            Some(store) => Ok(minted::load(store, name)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|m| m.id)
+                .collect()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Forget a created token that is gone (a failure to save only costs a report later).
     fn forget_minted(&self, name: &str, id: &str) {
-        let Some(store) = &self.store else {
-            return;
-        };
-        if let Ok(Some(mut minted)) = store.load::<Vec<String>>(MINTED, name) {
-            minted.retain(|m| m != id);
-            if let Err(e) = store.save(MINTED, name, &minted) {
-                tracing::warn!(error = %e, "cannot update the record of created tokens");
-            }
+        if let Err(e) = self.minted(name, |l| minted::gone(l, id)) {
+            tracing::warn!(error = %e, "cannot update the record of created tokens");
         }
     }
 
@@ -1199,6 +1292,23 @@ impl Engine {
             None => Err("no state folder: cannot record a rotation".into()),
         }
     }
+}
+
+/// The tokens of `named` that the rotation's create attempts made, other than the old token and
+/// its replacement.
+fn attempt_tokens<'a>(rot: &Rotation, named: &'a [Token], held: &[String]) -> Vec<&'a Token> {
+    named
+        .iter()
+        .filter(|t| t.id != rot.old_id && Some(&t.id) != rot.new_id.as_ref())
+        .filter(|t| !held.contains(&t.id))
+        .filter(|t| t.description.contains(MARKER))
+        .filter(|t| {
+            rot.create_attempt
+                .iter()
+                .chain(rot.earlier_attempts.iter())
+                .any(|a| made_by(a, t))
+        })
+        .collect()
 }
 
 /// Whether `token` may be the one `attempt` created: it did not exist before the attempt (or,
