@@ -96,7 +96,9 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
         };
         (Some(store), Some(lock))
     };
-    let engine = match build_engine(policy, store, !cli.dry_run).await {
+    // A dry run connects the destinations too: it checks, without writing, that each can take
+    // the value.
+    let engine = match build_engine(policy, store, true).await {
         Ok(e) => e,
         Err(msg) => {
             crate::say_err!("error: {msg}");
@@ -148,7 +150,7 @@ pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
         let schedule = crate::schedule::Schedule::from_section(&policy.schedule).ok();
         crate::say_raw!("{}", crate::status::render(&st, schedule.as_ref()));
     }
-    if st.eci_error.is_some() {
+    if st.troubled() {
         exit::FAILED
     } else {
         exit::OK
@@ -228,8 +230,8 @@ fn select(policy: &Policy, names: &[String]) -> Result<Vec<TokenPolicy>, String>
     Ok(out)
 }
 
-/// Connect what the policy names. With `destinations` false (dry run), Vault is contacted only
-/// if the ECI credential lives there, and GitHub not at all.
+/// Connect what the policy names. With `destinations` false (`--status`), Vault is contacted
+/// only if the ECI credential lives there, and GitHub not at all.
 pub async fn build_engine(
     policy: &Policy,
     store: Option<Store>,
@@ -277,6 +279,7 @@ pub async fn build_engine(
         concurrency: policy.defaults.concurrency,
         own_credential: own_credential(policy),
         vault_error,
+        command: command_for(policy),
     })
 }
 
@@ -344,5 +347,17 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
         other => other
             .resolve()
             .map_err(|e| format!("ECI credential ({}): {e}", other.describe())),
+    }
+}
+
+/// How to call this program on `policy` in a suggested command: `--config` is named unless the
+/// policy is the default one.
+pub fn command_for(policy: &Policy) -> String {
+    let default = std::path::Path::new(crate::cli::DEFAULT_CONFIG);
+    if policy.source == default {
+        "eci-secret-sync".to_owned()
+    } else {
+        let path = std::path::absolute(&policy.source).unwrap_or_else(|_| policy.source.clone());
+        format!("eci-secret-sync --config {}", path.display())
     }
 }

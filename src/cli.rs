@@ -3,6 +3,9 @@
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 
+/// The policy read when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/eci-secret-sync/policy.toml";
+
 const AFTER_HELP: &str = "\
 Modes:
   (none)          run as a daemon: rotate what is due at each scheduled time
@@ -17,7 +20,8 @@ Modes:
 Exit codes:
   0   all good
   1   some rotation failed (the old token was kept; nothing unsafe was done), or a
-      server was unreachable or refused (--check --online)
+      server was unreachable or refused (--check --online); --status: a token is
+      failed, missing or unknown; --abandon: the rotation could not be closed
   2   bad command line
   78  the policy is invalid (file:line:column and key are printed)";
 
@@ -32,7 +36,7 @@ pub struct Cli {
         short = 'c',
         value_name = "PATH",
         env = "ECI_SECRET_SYNC_CONFIG",
-        default_value = "/etc/eci-secret-sync/policy.toml"
+        default_value = DEFAULT_CONFIG
     )]
     pub config: PathBuf,
 

@@ -71,6 +71,7 @@ fn corrupt_hint(path: &Path) -> &'static str {
              it): repair the JSON list of ids (the token ids shown as kept before, or in the audit log's \
              abandoned records)"
         }
+        "failures" => "It records the token's last failed run (no secret in it): remove it",
         _ => "It holds no secret value: repair it or move it aside and run again",
     }
 }
@@ -96,7 +97,7 @@ pub struct LockGuard {
 
 impl Store {
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        for sub in ["", "rotations", "tokens", "held", "minted"] {
+        for sub in ["", "rotations", "tokens", "held", "minted", "failures"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(io(&d))?;
             fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).map_err(io(&d))?;

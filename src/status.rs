@@ -5,9 +5,9 @@ use crate::destination::Destination;
 use crate::eci::{EciClient, Token};
 use crate::plan::{self, Decision};
 use crate::policy::{Policy, TokenPolicy};
-use crate::rotation::journal::{DestState, DestStatus, Phase, Rotation, TokenRecord};
+use crate::rotation::journal::{DestState, DestStatus, LastFailure, Phase, Rotation, TokenRecord};
 use crate::rotation::report::{relative, when};
-use crate::rotation::{HELD, MARKER, ROTATIONS, TOKENS};
+use crate::rotation::{FAILURES, HELD, MARKER, ROTATIONS, TOKENS};
 use crate::schedule::Schedule;
 use crate::state::Store;
 use chrono::{DateTime, Utc};
@@ -25,6 +25,20 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eci_error: Option<String>,
     pub tokens: Vec<TokenStatus>,
+    /// How to call this program on this policy in the commands shown.
+    #[serde(skip)]
+    pub command: String,
+}
+
+impl Status {
+    /// Some token needs attention: failed, missing from ECI, or ECI could not be asked.
+    pub fn troubled(&self) -> bool {
+        self.eci_error.is_some()
+            || self
+                .tokens
+                .iter()
+                .any(|t| matches!(t.state, "failed" | "missing" | "unknown"))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +62,9 @@ pub struct TokenStatus {
     /// Other live tokens of this name in ECI (a kept or orphan replacement, or someone else's).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_tokens: Vec<OtherToken>,
+    /// The last run of this token that failed, until one goes well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastFailure>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +117,7 @@ pub async fn gather(
         last_run: store.and_then(last_run),
         eci_error,
         tokens: Vec::new(),
+        command: crate::app::command_for(policy),
     };
     let mut tokens: Option<Vec<Token>> = None;
     if let Some(eci) = eci {
@@ -129,7 +147,17 @@ pub async fn gather(
         let named: Option<Vec<Token>> = tokens
             .as_ref()
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
+        let failure: Option<LastFailure> =
+            store.and_then(|s| s.load(FAILURES, &t.name).ok().flatten());
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
+        if let Some(f) = failure {
+            // A failed run outranks what the saved state alone would say (a rotation refused
+            // before it opened, or one whose replacement does not authenticate).
+            if matches!(st.state, "ok" | "due" | "rotating") {
+                st.state = "failed";
+            }
+            st.last_error = Some(f);
+        }
         st.other_tokens = other_tokens(&st, named.as_deref().unwrap_or_default(), &held, &minted);
         status.tokens.push(st);
     }
@@ -201,6 +229,7 @@ fn token_status(
         open_rotation: None,
         destinations,
         other_tokens: Vec::new(),
+        last_error: None,
     };
     if let Some(rot) = &open {
         out.state = if rot.phase == Phase::Grace {
@@ -326,11 +355,29 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                     .map(|g| format!(", old token deleted after {}", local(g)))
                     .unwrap_or_default(),
             );
+            let held = t
+                .destinations
+                .iter()
+                .any(|d| matches!(d.status, "synced" | "written"));
+            let abandon = if held {
+                " --force   (destinations hold the replacement: both tokens stay alive)"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "    resume: eci-secret-sync --rotate-now --token {0}   abandon: eci-secret-sync --abandon {0}",
-                t.name
+                "    resume: {} --rotate-now --token {}",
+                status.command, t.name
             );
+            // In grace every destination holds the replacement: only the old token's deletion
+            // is left, nothing to abandon.
+            if !matches!(o.phase, Phase::Grace | Phase::Deleting) {
+                let _ = writeln!(
+                    out,
+                    "    abandon: {} --abandon {}{abandon}",
+                    status.command, t.name
+                );
+            }
         }
         for d in &t.destinations {
             let at = d.at.map(|a| format!(" ({})", local(a))).unwrap_or_default();
@@ -340,6 +387,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
             let _ = writeln!(out, "  {:<12} {}{at}{err}", d.status, d.destination);
+        }
+        if let Some(f) = &t.last_error {
+            let _ = writeln!(out, "  last error   {}: {}", local(f.at), f.error);
         }
         for o in &t.other_tokens {
             let expires = o

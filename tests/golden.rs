@@ -6,7 +6,7 @@
 //! Under CI (`CI=true`) a mismatch fails and nothing is written.
 
 use chrono::{DateTime, TimeZone, Utc};
-use eci_secret_sync::rotation::journal::Phase;
+use eci_secret_sync::rotation::journal::{LastFailure, Phase};
 use eci_secret_sync::schedule::Schedule;
 use eci_secret_sync::status::{
     DestinationStatus, LastRun, OpenRotation, OtherToken, Status, TokenStatus, render,
@@ -137,6 +137,7 @@ fn fixed_status() -> Status {
         open_rotation: None,
         destinations: Vec::new(),
         other_tokens: Vec::new(),
+        last_error: None,
     };
     let ok = TokenStatus {
         id: Some("0b7f6a4e-5d1c-4c38-9a57-2f0d8f4b9c11".into()),
@@ -202,6 +203,10 @@ fn fixed_status() -> Status {
             },
             dest("github:env:acme/web/production:ECI_TOKEN", "pending", None),
         ],
+        last_error: Some(LastFailure {
+            at: now - chrono::Duration::minutes(40),
+            error: "1 of 3 destination(s) failed; the old token stays alive".into(),
+        }),
         ..token("ci-deploy", "failed")
     };
     let grace = TokenStatus {
@@ -236,6 +241,7 @@ fn fixed_status() -> Status {
         }),
         eci_error: None,
         tokens: vec![ok, due, failed, grace, never, token("ci-gone", "missing")],
+        command: "eci-secret-sync --config /srv/eci/policy.toml".into(),
     }
 }
 

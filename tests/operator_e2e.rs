@@ -54,12 +54,32 @@ async fn status_shows_a_failed_rotation_and_its_destinations() {
     assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
 
     let st = world.run(&policy, &["--status"]).await;
-    assert_eq!(st.code, 0, "{}", st.all());
+    assert_eq!(
+        st.code,
+        1,
+        "a failed token makes --status exit 1: {}",
+        st.all()
+    );
     assert!(st.stdout.contains("ci-deploy: failed"), "{}", st.stdout);
+    assert!(
+        st.stdout.contains("  last error   ") && st.stdout.contains("returned 500"),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.contains(&format!(
+            "resume: eci-secret-sync --config {} --rotate-now --token ci-deploy",
+            policy.display()
+        )),
+        "{}",
+        st.stdout
+    );
     assert!(st.stdout.contains("open rotation since"), "{}", st.stdout);
     assert!(
-        st.stdout
-            .contains("abandon: eci-secret-sync --abandon ci-deploy"),
+        st.stdout.contains(&format!(
+            "abandon: eci-secret-sync --config {} --abandon ci-deploy --force",
+            policy.display()
+        )),
         "{}",
         st.stdout
     );
@@ -79,7 +99,7 @@ async fn status_shows_a_failed_rotation_and_its_destinations() {
     assert!(st.stdout.contains("next runs:"), "{}", st.stdout);
 
     let json_run = world.run(&policy, &["--status", "--json"]).await;
-    assert_eq!(json_run.code, 0, "{}", json_run.all());
+    assert_eq!(json_run.code, 1, "{}", json_run.all());
     let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
     let deploy = &v["tokens"][0];
     assert_eq!(deploy["name"], "ci-deploy");
@@ -253,6 +273,33 @@ async fn abandon_after_a_kill_mid_write_asks_the_destination_whether_it_landed()
         }
         world.assert_no_leak().await;
     }
+}
+
+/// The GitHub secret was written by the previous rotation seconds before this one's write
+/// was refused: its `updated_at`, read on GitHub's own clock, shows the refused write did not
+/// land, so `--abandon` deletes the unused replacement.
+#[tokio::test]
+async fn abandon_reads_github_updated_at_on_githubs_clock() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_ONLY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let current = world.eci_named("ci-deploy").await.pop().expect("current");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    github_down(&world).await;
+    assert_eq!(
+        world.run(&policy, &["--rotate-now", "--force"]).await.code,
+        1
+    );
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0]["id"], current["id"]);
+    world.assert_no_leak().await;
 }
 
 /// A Vault write that stored the value but failed afterwards (here: the token lost the right

@@ -69,45 +69,38 @@ async fn a_replacement_kept_by_abandon_force_is_not_deleted_while_destinations_h
     assert_eq!(forced.code, 0, "{}", forced.all());
     world.admin_delete("/faults").await;
 
-    // The next rotation makes a new replacement and leaves the held one alone.
+    // The next rotation makes a new replacement, leaving the held one alone until it is done;
+    // once every destination holds the new value, the held one is deleted.
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
+    let first_id = first["id"].as_str().expect("id");
     assert!(
         run.stdout.contains(&format!(
-            "orphan replacement {} (made by this program, used by no rotation) left alone",
-            first["id"].as_str().expect("id")
+            "orphan replacement {first_id} (made by this program, used by no rotation) left alone"
         )),
         "{}",
         run.stdout
     );
-    let live = ids(&world, "ci-deploy").await;
-    assert!(live.contains(&first["id"]), "the held replacement is alive");
-    assert!(!live.contains(&old["id"]), "the old token went");
-    assert_eq!(live.len(), 2);
-
-    // Every destination now holds the newest value: the held one is deleted next time.
-    let newest = world
-        .eci_named("ci-deploy")
-        .await
-        .into_iter()
-        .find(|t| t["id"] != first["id"])
-        .expect("newest");
-    let repo = world
-        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
-        .await
-        .expect("repo secret");
     assert!(
-        repo["value"] == value_of(&newest).as_str(),
-        "re-pushed to the repository"
-    );
-    let again = world.run(&policy, &["--rotate-now"]).await;
-    assert_eq!(again.code, 0, "{}", again.all());
-    assert!(
-        again.stdout.contains("deleted orphan replacement"),
+        run.stdout
+            .contains(&format!("deleted orphan replacement {first_id}")),
         "{}",
-        again.stdout
+        run.stdout
     );
-    assert_eq!(ids(&world, "ci-deploy").await, vec![newest["id"].clone()]);
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1);
+    let newest = &live[0];
+    assert!(newest["id"] != old["id"] && newest["id"] != first["id"]);
+    for (scope, name) in [
+        ("repo:acme/web", "ECI_ACCESS_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let s = world.github_secret(scope, name).await.expect("secret");
+        assert!(
+            s["value"] == value_of(newest).as_str(),
+            "{scope} holds the newest"
+        );
+    }
     world.assert_no_leak().await;
 }
 
@@ -139,17 +132,19 @@ async fn an_unreadable_replacement_that_destinations_hold_is_kept_and_replaced()
         "{}",
         run.stdout
     );
-    let live = ids(&world, "ci-deploy").await;
+    // Kept while Vault and GitHub held it; deleted once they all hold the newest.
     assert!(
-        live.contains(&first["id"]),
-        "never deleted while Vault and GitHub held it"
+        run.stdout.contains(&format!(
+            "deleted orphan replacement {}",
+            first["id"].as_str().expect("id")
+        )),
+        "{}",
+        run.stdout
     );
-    let newest = world
-        .eci_named("ci-deploy")
-        .await
-        .into_iter()
-        .find(|t| t["id"] != first["id"])
-        .expect("newest");
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1, "{}", run.stdout);
+    let newest = live[0].clone();
+    assert!(newest["id"] != first["id"] && newest["id"] != old["id"]);
     let vault = world.vault_read("ci/deploy").await.expect("vault");
     assert!(vault["data"]["ECI_ACCESS_TOKEN"] == value_of(&newest).as_str());
     for (scope, name) in [
@@ -168,7 +163,7 @@ async fn an_unreadable_replacement_that_destinations_hold_is_kept_and_replaced()
     assert_eq!(
         ids(&world, "ci-deploy").await,
         vec![newest["id"].clone()],
-        "the kept one is cleaned up after"
+        "a run after changes nothing"
     );
     world.assert_no_leak().await;
 }
@@ -451,6 +446,22 @@ path "secret/metadata/ci/deploy" { capabilities = ["read"] }
             world.eci_named("ci-deploy").await.len(),
             1,
             "nothing minted: {why}"
+        );
+        // A dry run asks the destinations too, and says the same.
+        let dry = run_with_env(&world, &policy, &["--rotate-now", "--dry-run"], env).await;
+        assert_eq!(dry.code, 1, "{}", dry.all());
+        assert!(dry.stdout.contains(why), "dry run, {why}: {}", dry.stdout);
+        // --status tells it too, though no rotation was opened.
+        let st = run_with_env(&world, &policy, &["--status"], env).await;
+        assert_eq!(st.code, 1, "{}", st.all());
+        assert!(
+            st.stdout.contains("ci-deploy: failed")
+                && st
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with("  last error") && l.contains(why)),
+            "{why}: {}",
+            st.stdout
         );
     }
     for path in ["kv1/data/ci/deploy", "kv1/ci/deploy"] {

@@ -252,6 +252,16 @@ impl Github {
                     tracing::info!(scope = %base, "GitHub rejected the sealed value; fetching the scope's key again");
                     refetched = true;
                 }
+                StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+                    if rate_limit_wait(&reply).is_none() =>
+                {
+                    let e = reply_error("PUT", &url, &reply);
+                    return Err(DestError::fatal(format!(
+                        "{}; the credential can read this scope but not write its secrets: it needs {}",
+                        e.message,
+                        write_permission(dest)
+                    )));
+                }
                 _ => return Err(reply_error("PUT", &url, &reply)),
             }
         }
@@ -280,10 +290,11 @@ impl Github {
         }
     }
 
-    /// Whether `dest` may hold something written at or after `since` (this host's clock, less
-    /// `skew` for the server's): the secret's `updated_at` when it is that late, `None` when
-    /// GitHub shows the secret absent or last updated before then. GitHub never returns a
-    /// secret's value, so this is all it can tell.
+    /// Whether `dest` may hold something written at or after `since` (this host's clock): the
+    /// secret's `updated_at` when it is that late, `None` when GitHub shows the secret absent or
+    /// last updated before then. `since` is moved to GitHub's clock by the offset its reply's
+    /// `Date` shows (a second's margin for that header's precision); without a `Date`, `skew`
+    /// is allowed instead. GitHub never returns a secret's value, so this is all it can tell.
     pub async fn maybe_written_since(
         &self,
         dest: &GithubDestination,
@@ -291,7 +302,9 @@ impl Github {
         skew: chrono::Duration,
     ) -> Result<Option<DateTime<Utc>>, DestError> {
         let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
+        let asked = Utc::now();
         let reply = self.request(http::Method::GET, &url, None).await?;
+        let answered = Utc::now();
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -300,7 +313,16 @@ impl Github {
         }
         let meta: SecretMeta = serde_json::from_str(&reply.body)
             .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
-        Ok((meta.updated_at >= since - skew).then_some(meta.updated_at))
+        let earliest = match server_date(&reply.headers) {
+            // The server's clock minus ours, taken at the reply (its `Date` lies between the
+            // request and the reply, to the second).
+            Some(date) => {
+                let offset = date - answered;
+                since + offset - (answered - asked) - chrono::Duration::seconds(2)
+            }
+            None => since - skew,
+        };
+        Ok((meta.updated_at >= earliest).then_some(meta.updated_at))
     }
 
     /// Prove this client can write `dest`'s scope without writing: fetch the scope's public key
@@ -621,5 +643,26 @@ fn reply_error(method: &str, path: &str, r: &Reply) -> DestError {
         DestError::transient(message)
     } else {
         DestError::fatal(message)
+    }
+}
+
+/// The GitHub permission a write of `dest` needs, for messages.
+fn write_permission(dest: &GithubDestination) -> &'static str {
+    match (&dest.app, &dest.target) {
+        (SecretApp::Dependabot, GithubTarget::Org { .. }) => {
+            "the organization permission \"Dependabot secrets\" (write), or admin:org for a classic token"
+        }
+        (SecretApp::Dependabot, _) => {
+            "the repository permission \"Dependabot secrets\" (write), or repo for a classic token"
+        }
+        (_, GithubTarget::Org { .. }) => {
+            "the organization permission \"Secrets\" (write), or admin:org for a classic token"
+        }
+        (_, GithubTarget::Environment { .. }) => {
+            "the repository permission \"Environments\" (write), or repo for a classic token"
+        }
+        (_, GithubTarget::Repo { .. }) => {
+            "the repository permission \"Secrets\" (write), or repo for a classic token"
+        }
     }
 }

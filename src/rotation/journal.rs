@@ -206,3 +206,10 @@ pub struct TokenRecord {
     #[serde(default)]
     pub destinations: BTreeMap<String, DestState>,
 }
+
+/// A token's last run that failed, kept until a run of it goes well (for `--status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastFailure {
+    pub at: DateTime<Utc>,
+    pub error: String,
+}

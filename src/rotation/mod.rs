@@ -23,6 +23,10 @@ use journal::{CreateAttempt, DestState, DestStatus, Phase, Rotation, TokenRecord
 use report::{DestReport, Outcome, TokenReport};
 use std::sync::Arc;
 
+/// How the warning about other replacements met while a rotation is open starts.
+const LEFT_WHILE_OPEN: &str =
+    "other replacement(s) made by this program left alone while a rotation is open";
+
 /// Marks tokens this product created, in their ECI description.
 pub const MARKER: &str = "[eci-secret-sync]";
 
@@ -35,6 +39,8 @@ pub const TOKENS: &str = "tokens";
 /// Per token: ids of replacements no rotation references that some destination may still
 /// hold; never deleted as orphans until a rotation of that token completes.
 pub const HELD: &str = "held";
+/// Per token: its last failed run ([`journal::LastFailure`]), removed by a run that goes well.
+pub const FAILURES: &str = "failures";
 pub use minted::MINTED;
 
 #[derive(Debug, Clone, Default)]
@@ -57,6 +63,9 @@ pub struct Engine {
     pub own_credential: Option<OwnCredential>,
     /// Why Vault could not be connected, when a token writes to it.
     pub vault_error: Option<String>,
+    /// How to call this program on this policy, for the commands messages suggest
+    /// (`eci-secret-sync --config /srv/policy.toml`).
+    pub command: String,
 }
 
 /// Where the credential this process calls ECI with comes from, when it is itself rotated.
@@ -106,10 +115,80 @@ impl Engine {
             tracing::warn!(token = %policy.name, error = %message, "rotation did not complete");
             report.outcome = Outcome::Failed { error: message };
         }
+        if !opts.dry_run {
+            self.remember_outcome(&report);
+        }
         report
     }
 
+    /// Keep a failed run's error for `--status` until a run of the token goes well.
+    fn remember_outcome(&self, report: &TokenReport) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let saved = match &report.outcome {
+            Outcome::Failed { error } => store.save(
+                FAILURES,
+                &report.name,
+                &journal::LastFailure {
+                    at: Utc::now(),
+                    error: error.clone(),
+                },
+            ),
+            Outcome::Unknown => Ok(()),
+            _ => store.remove(FAILURES, &report.name),
+        };
+        if let Err(e) = saved {
+            tracing::warn!(token = %report.name, error = %e, "cannot record the run's result");
+        }
+    }
+
     async fn drive(
+        &self,
+        policy: &TokenPolicy,
+        opts: &Options,
+        report: &mut TokenReport,
+    ) -> Step<()> {
+        let result = self.drive_open(policy, opts, report).await;
+        if result.is_ok() && !opts.dry_run && matches!(report.outcome, Outcome::Rotated { .. }) {
+            // The rotation is done: what was left alone while it was open is dealt with now.
+            report.warnings.retain(|w| !w.starts_with(LEFT_WHILE_OPEN));
+            self.clean_after_rotation(policy, report).await;
+        }
+        result
+    }
+
+    /// Orphans once a rotation completed: every destination holds the new token now.
+    async fn clean_after_rotation(&self, policy: &TokenPolicy, report: &mut TokenReport) {
+        let named = match self.eci.list_named(&policy.name).await {
+            Ok(named) => named,
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("listing tokens in ECI after the rotation: {e}"));
+                return;
+            }
+        };
+        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name).ok().flatten();
+        let Some(record) = record else {
+            return;
+        };
+        let held: Vec<String> = self
+            .load(HELD, &policy.name)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let orphans: Vec<&Token> = named
+            .iter()
+            .filter(|t| t.id != record.current_id && t.description.contains(MARKER))
+            .collect();
+        if !orphans.is_empty() {
+            self.clean_orphans(policy, &orphans, true, &held, false, report)
+                .await;
+        }
+    }
+
+    async fn drive_open(
         &self,
         policy: &TokenPolicy,
         opts: &Options,
@@ -180,8 +259,7 @@ impl Engine {
                     .collect();
                 if !ids.is_empty() {
                     report.warnings.push(format!(
-                        "other replacement(s) made by this program left alone while a rotation is open (dealt \
-                         with once it is done): {}",
+                        "{LEFT_WHILE_OPEN} (dealt with once it is done): {}",
                         ids.join(", ")
                     ));
                 }
@@ -266,6 +344,8 @@ impl Engine {
                         policy.name
                     ));
                 }
+                // Asked in a dry run too (nothing is written): it shows what a real run would do.
+                self.destinations_ready(policy).await?;
                 if opts.dry_run {
                     report.outcome = Outcome::WouldRotate { new_expires };
                     report.destinations = self
@@ -275,7 +355,6 @@ impl Engine {
                         .collect();
                     return Ok(());
                 }
-                self.destinations_ready(policy).await?;
                 let rot = Rotation::new(
                     &policy.name,
                     &current.id,
@@ -396,11 +475,22 @@ impl Engine {
         let Some(rot) = self.load::<Rotation>(ROTATIONS, name)? else {
             return Err(format!("{name} has no open rotation"));
         };
+        let closed = self.abandon_open(policy, rot, force).await?;
+        // The failed runs were about the rotation now closed.
+        if let Some(store) = &self.store {
+            store.remove(FAILURES, name).map_err(|e| e.to_string())?;
+        }
+        Ok(closed)
+    }
+
+    async fn abandon_open(&self, policy: &TokenPolicy, rot: Rotation, force: bool) -> Step<String> {
+        let name = policy.name.as_str();
         if matches!(rot.phase, Phase::Grace | Phase::Deleting) {
             return Err(format!(
                 "every destination of {name} already holds replacement {}; only the old token's deletion is left: \
-                 run eci-secret-sync --rotate-now --token {name}",
-                rot.new_id.as_deref().unwrap_or("?")
+                 run {} --rotate-now --token {name}",
+                rot.new_id.as_deref().unwrap_or("?"),
+                self.command
             ));
         }
         let store = self.store.as_ref().ok_or("no state folder")?;
@@ -445,14 +535,21 @@ impl Engine {
         if !held.is_empty() {
             if !force {
                 return Err(format!(
-                    "replacement {new_id} may be held by {}; deleting it could break them. Finish the rotation with \
-                     eci-secret-sync --rotate-now --token {name}, or close it anyway with --abandon {name} --force \
-                     (both tokens stay alive)",
-                    held.join(", ")
+                    "replacement {new_id} may be held by {}; deleting it could break them. Fix what makes the \
+                     rotation fail and finish it with {cmd} --rotate-now --token {name}, or close it anyway with \
+                     {cmd} --abandon {name} --force (both tokens stay alive)",
+                    held.join(", "),
+                    cmd = self.command
                 ));
             }
             self.hold(name, &new_id)?;
             store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
+            self.audit(Entry {
+                token_id: Some(&new_id),
+                old_id: Some(&rot.old_id),
+                error: Some("closed with --abandon --force; the replacement is kept alive because destinations may hold it"),
+                ..Entry::new(Action::Abandoned, name)
+            });
             return Ok(format!(
                 "{name}: open rotation closed; replacement {new_id} kept alive because destinations hold it; old token {} kept",
                 rot.old_id
@@ -1115,11 +1212,18 @@ impl Engine {
             Ok(())
         } else {
             Err(format!(
-                "{} of {} destination(s) failed; the old token {} stays alive and the next run finishes with replacement {new_id}: {}",
+                "{} of {} destination(s) failed ({}); the old token {} stays alive. Fix the cause, then {cmd} \
+                 --rotate-now --token {name} (or the daemon's next pass) finishes with replacement {new_id}",
                 failed.len(),
                 rot.destinations.values().filter(|d| !d.removed).count(),
+                failed
+                    .iter()
+                    .map(|f| f.split(": ").next().unwrap_or(f))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 rot.old_id,
-                failed.join("; ")
+                cmd = self.command,
+                name = policy.name,
             ))
         }
     }
