@@ -17,6 +17,18 @@ pub async fn run(cli: &Cli) -> u8 {
         crate::say_err!("error: {misuse}");
         return exit::USAGE;
     }
+    // The daemon's signal handlers come first: a SIGHUP or SIGTERM while the policy and its
+    // credentials load is then handled (a reload, a stop), never the default that kills.
+    let signals = match cli.mode() {
+        Mode::Daemon => match crate::daemon::signals::Signals::install() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                crate::say_err!("error: cannot install signal handlers: {e}");
+                return exit::FAILED;
+            }
+        },
+        _ => None,
+    };
     let policy = match policy::load(&cli.config) {
         Ok(p) => p,
         Err(errors) => {
@@ -59,7 +71,10 @@ pub async fn run(cli: &Cli) -> u8 {
         Mode::RotateNow => rotate_now(cli, &policy).await,
         Mode::Status => status(cli, &policy).await,
         Mode::Abandon => abandon(cli, &policy).await,
-        Mode::Daemon => crate::daemon::run(cli, policy).await,
+        Mode::Daemon => match signals {
+            Some(signals) => crate::daemon::run(cli, policy, signals).await,
+            None => exit::FAILED,
+        },
     }
 }
 

@@ -57,6 +57,15 @@ pub struct Metrics {
     pub last_run: FloatGauge,
     pub last_run_success: Gauge,
     ready: AtomicBool,
+    /// The token names and (token, destination) pairs that have series, so that those removed
+    /// from the policy can be taken out.
+    known: std::sync::Mutex<Known>,
+}
+
+#[derive(Default)]
+struct Known {
+    tokens: std::collections::BTreeSet<String>,
+    destinations: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Metrics {
@@ -72,6 +81,7 @@ impl Metrics {
             last_run: FloatGauge::default(),
             last_run_success: Gauge::default(),
             ready: AtomicBool::new(false),
+            known: std::sync::Mutex::new(Known::default()),
         };
         registry.register(
             "token_expiration_timestamp_seconds",
@@ -111,6 +121,146 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// Set every token series from the saved state, for the tokens of `policy` only: at start
+    /// (a restart must not leave alerts blind, or firing on missing series until the first
+    /// pass) and after a reload (a token or destination removed from the policy loses its
+    /// series). `last_pass` is the daemon's last recorded pass.
+    pub fn seed(
+        &self,
+        policy: &crate::policy::Policy,
+        store: &crate::state::Store,
+        last_pass: Option<&crate::daemon::memory::PassRecord>,
+    ) {
+        use crate::rotation::journal::{Rotation, TokenRecord};
+        self.forget_removed(policy);
+        let default_mount = policy.vault.as_ref().map_or("secret", |v| v.mount.as_str());
+        for t in &policy.tokens {
+            let record: Option<TokenRecord> =
+                store.load(crate::rotation::TOKENS, &t.name).ok().flatten();
+            let open: Option<Rotation> = store
+                .load(crate::rotation::ROTATIONS, &t.name)
+                .ok()
+                .flatten();
+            let expires = match &open {
+                Some(rot) => rot.old_expires,
+                None => record.as_ref().and_then(|r| r.expires),
+            };
+            if let Some(e) = expires {
+                self.set_expiry(&t.name, e, t.rotate_before);
+            }
+            let states = open
+                .as_ref()
+                .map(|r| r.destinations.clone())
+                .or_else(|| record.map(|r| r.destinations))
+                .unwrap_or_default();
+            for dest in crate::destination::Destination::of(t) {
+                let key = dest.key(default_mount);
+                if let Some(state) = states.get(&key) {
+                    let current = match state.status {
+                        crate::rotation::journal::DestStatus::Verified => "synced",
+                        crate::rotation::journal::DestStatus::Failed => "failed",
+                        _ => "pending",
+                    };
+                    self.set_destination(&t.name, &key, current);
+                }
+            }
+        }
+        if let Some(pass) = last_pass {
+            self.last_run.set(pass.finished.timestamp() as f64);
+            self.last_run_success
+                .set(i64::from(pass.error.is_none() && pass.failed == 0));
+        }
+    }
+
+    /// Take out the series of tokens and destinations `policy` no longer has.
+    pub fn forget_removed(&self, policy: &crate::policy::Policy) {
+        let default_mount = policy.vault.as_ref().map_or("secret", |v| v.mount.as_str());
+        let Ok(mut known) = self.known.lock() else {
+            return;
+        };
+        known.tokens.retain(|name| {
+            let keep = policy.tokens.iter().any(|t| &t.name == name);
+            if !keep {
+                let labels = TokenLabels { name: name.clone() };
+                self.expiration.remove(&labels);
+                self.renewal.remove(&labels);
+                for result in ["success", "failure"] {
+                    self.rotations.remove(&ResultLabels {
+                        name: name.clone(),
+                        result: result.into(),
+                    });
+                }
+            }
+            keep
+        });
+        known.destinations.retain(|(name, destination)| {
+            let keep = policy.tokens.iter().any(|t| {
+                &t.name == name
+                    && crate::destination::Destination::of(t)
+                        .iter()
+                        .any(|d| &d.key(default_mount) == destination)
+            });
+            if !keep {
+                for status in ["synced", "failed", "pending"] {
+                    self.destination_status.remove(&DestinationLabels {
+                        name: name.clone(),
+                        destination: destination.clone(),
+                        status: status.into(),
+                    });
+                }
+            }
+            keep
+        });
+    }
+
+    fn note(&self, name: &str, destination: Option<&str>) {
+        if let Ok(mut known) = self.known.lock() {
+            known.tokens.insert(name.to_string());
+            if let Some(d) = destination {
+                known.destinations.insert((name.to_string(), d.to_string()));
+            }
+        }
+    }
+
+    /// A pass that could not go through the tokens (Vault down, the credential unreadable, the
+    /// lock held): it counts as a failed run.
+    pub fn observe_incomplete(&self) {
+        self.last_run.set(chrono::Utc::now().timestamp() as f64);
+        self.last_run_success.set(0);
+    }
+
+    fn set_expiry(
+        &self,
+        name: &str,
+        expires: chrono::DateTime<chrono::Utc>,
+        rotate_before: std::time::Duration,
+    ) {
+        self.note(name, None);
+        let labels = TokenLabels {
+            name: name.to_string(),
+        };
+        self.expiration
+            .get_or_create(&labels)
+            .set(expires.timestamp() as f64);
+        let due = expires - crate::plan::chrono_dur(rotate_before);
+        self.renewal
+            .get_or_create(&labels)
+            .set(due.timestamp() as f64);
+    }
+
+    fn set_destination(&self, name: &str, destination: &str, current: &str) {
+        self.note(name, Some(destination));
+        for s in ["synced", "failed", "pending"] {
+            self.destination_status
+                .get_or_create(&DestinationLabels {
+                    name: name.to_string(),
+                    destination: destination.to_string(),
+                    status: s.into(),
+                })
+                .set(i64::from(s == current));
+        }
+    }
+
     /// Fold one run's reports into the series.
     pub fn observe_run(
         &self,
@@ -118,31 +268,22 @@ impl Metrics {
         rotate_before: impl Fn(&str) -> Option<std::time::Duration>,
     ) {
         for r in reports {
-            let name = TokenLabels {
-                name: r.name.clone(),
-            };
             let expires = match &r.outcome {
                 Outcome::Rotated { .. } | Outcome::GracePending { .. } => r.new_expires,
                 Outcome::NotDue { expires, .. } => *expires,
                 _ => r.old_expires,
             };
-            if let Some(e) = expires {
-                self.expiration
-                    .get_or_create(&name)
-                    .set(e.timestamp() as f64);
-                if let Some(before) = rotate_before(&r.name) {
-                    let due = e - crate::plan::chrono_dur(before);
-                    self.renewal
-                        .get_or_create(&name)
-                        .set(due.timestamp() as f64);
-                }
+            if let (Some(e), Some(before)) = (expires, rotate_before(&r.name)) {
+                self.set_expiry(&r.name, e, before);
             }
             let result = match &r.outcome {
                 Outcome::Rotated { .. } => Some("success"),
+                Outcome::Failed { .. } if r.known_not_due => None,
                 Outcome::Failed { .. } => Some("failure"),
                 _ => None,
             };
             if let Some(result) = result {
+                self.note(&r.name, None);
                 self.rotations
                     .get_or_create(&ResultLabels {
                         name: r.name.clone(),
@@ -156,15 +297,7 @@ impl Metrics {
                     "FAILED" => "failed",
                     _ => "pending",
                 };
-                for s in ["synced", "failed", "pending"] {
-                    self.destination_status
-                        .get_or_create(&DestinationLabels {
-                            name: r.name.clone(),
-                            destination: d.destination.clone(),
-                            status: s.into(),
-                        })
-                        .set(i64::from(s == current));
-                }
+                self.set_destination(&r.name, &d.destination, current);
             }
         }
         self.last_run.set(chrono::Utc::now().timestamp() as f64);

@@ -563,28 +563,57 @@ async fn metrics_after_a_rotation() {
     assert_eq!(daemon.terminate(&world).await, 0);
     world.note_printed(&text);
 
-    // After a restart, with nothing due, the first pass already reports every destination's
-    // saved result (an alert on the sync status must not go blind after a restart).
+    // After a restart, before any pass (the next is a year away), the series come from the
+    // saved state: neither "not running" nor the sync-status alert goes blind or fires.
+    let yearly =
+        format!("[schedule]\ncron = \"0 0 1 1 *\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let policy = world.policy_with(&yearly, DEPLOY);
     let mut daemon = Daemon::start(&world, &policy);
-    daemon.wait_for("rotation pass done", 20).await;
-    let text = world
-        .http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    daemon.wait_for("ready", 20).await;
+    let scrape = || async {
+        world
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let text = scrape().await;
+    assert_eq!(daemon.count("rotation pass started"), 0, "{}", daemon.log());
     let synced = "eci_secret_sync_destination_sync_status{name=\"ci-deploy\",destination=\"vault:secret/ci/deploy#ECI_ACCESS_TOKEN\",status=\"synced\"} 1";
     assert!(
         text.lines().any(|l| l == synced),
         "no `{synced}` in:\n{text}"
     );
+    let last_run = text
+        .lines()
+        .find(|l| l.starts_with("eci_secret_sync_last_run_timestamp_seconds "))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_default();
     assert!(
-        !text.contains("eci_secret_sync_rotations_total{name=\"ci-deploy\",result=\"success\"} 1"),
-        "a new process counts its own rotations"
+        last_run > 0.0,
+        "last run seeded from the saved state:\n{text}"
     );
+    assert!(
+        text.contains("eci_secret_sync_last_run_success 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("eci_secret_sync_token_expiration_timestamp_seconds{name=\"ci-deploy\"}"),
+        "{text}"
+    );
+    world.note_printed(&text);
+
+    // A token removed from the policy by a reload takes its series with it.
+    world.policy_with(&yearly, "");
+    daemon.signal("HUP");
+    daemon.wait_for("policy reloaded", 20).await;
+    let text = scrape().await;
+    assert!(!text.contains("name=\"ci-deploy\""), "{text}");
     assert_eq!(daemon.terminate(&world).await, 0);
     world.note_printed(&text);
     world.assert_no_leak().await;

@@ -800,3 +800,94 @@ async fn dry_run_sends_nothing() {
         "a dry run remembers nothing"
     );
 }
+
+/// ECI is down during a run: a token the saved state shows fine (rotated, far from due) gets
+/// no `rotation_failed` and no `recovered` afterwards; a token that is due does get one.
+#[tokio::test]
+async fn an_eci_outage_alerts_only_for_tokens_that_need_rotating() {
+    let world = World::new().await;
+    let (rx, base) = Receiver::start().await;
+    let files = write_files(&world, &base);
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let notify = format!("\n[notify]\n{}", webhook_channel(&files));
+    let policy = world.policy_with(&notify, DEPLOY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let before = rx.at("/hook").len();
+
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "/user/user_access_token", "status": 503}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "the run did fail: {}", run.all());
+    world.admin_delete("/faults").await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let after: Vec<(String, String)> = events_of(&rx.at("/hook")[before..]);
+    assert!(
+        !after
+            .iter()
+            .any(|(e, _)| e == "rotation_failed" || e == "recovered"),
+        "{after:?}"
+    );
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(st.stdout.contains("ci-deploy: ok"), "{}", st.stdout);
+
+    // A token that is due is another matter: its rotation could not happen.
+    world
+        .seed_token("ci-nightly", Some(chrono::Duration::days(2)))
+        .await;
+    let both = world.policy_with(
+        &notify,
+        &format!("{DEPLOY}\n[[token]]\nname = \"ci-nightly\"\n"),
+    );
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "/user/user_access_token", "status": 503}),
+        )
+        .await;
+    let n = rx.at("/hook").len();
+    assert_eq!(world.run(&both, &["--rotate-now"]).await.code, 1);
+    let failed: Vec<(String, String)> = events_of(&rx.at("/hook")[n..]);
+    assert_eq!(
+        failed,
+        vec![("rotation_failed".to_string(), "ci-nightly".to_string())],
+        "only the token with no saved state showing it fine"
+    );
+    world.assert_no_leak().await;
+}
+
+/// A completed rotation whose run never got to notify (here: no channel was configured then;
+/// in life, a pass cut short by a stop or a crash) is announced by the next run, once.
+#[tokio::test]
+async fn a_rotation_never_announced_is_announced_late_once() {
+    let world = World::new().await;
+    let (rx, base) = Receiver::start().await;
+    let files = write_files(&world, &base);
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let quiet = world.policy(DEPLOY);
+    assert_eq!(world.run(&quiet, &["--rotate-now"]).await.code, 0);
+    let new = world.eci_named("ci-deploy").await.pop().expect("rotated");
+
+    let notify = format!("\n[notify]\n{}", webhook_channel(&files));
+    let policy = world.policy_with(&notify, DEPLOY);
+    for _ in 0..2 {
+        assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    }
+    let rotated: Vec<Value> = rx
+        .at("/hook")
+        .iter()
+        .map(Captured::json)
+        .filter(|v| v["event"] == "rotated")
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
+    assert_eq!(rotated[0]["token"]["id"], new["id"]);
+    world.assert_no_leak().await;
+}

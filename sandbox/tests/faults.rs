@@ -165,7 +165,6 @@ async fn hang_holds_until_the_client_gives_up_and_clearing_releases() {
         json!({"path_contains": "/user/organization", "hang": true}),
     )
     .await;
-    let started = Instant::now();
     let r = env
         .eci(Method::GET, "/user/organization", &token)
         .timeout(Duration::from_millis(300))
@@ -173,7 +172,6 @@ async fn hang_holds_until_the_client_gives_up_and_clearing_releases() {
         .await;
     let err = r.expect_err("times out");
     assert!(err.is_timeout(), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(2));
 
     // A second hanging request is released (with a 503) once the faults are cleared.
     let http = env.http.clone();
@@ -200,9 +198,9 @@ async fn stop_releases_hanging_requests() {
     let req = env.gh(Method::GET, "/repos/a/b").send();
     let pending = tokio::spawn(req);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let started = Instant::now();
-    env.sb.stop().await;
-    assert!(started.elapsed() < Duration::from_secs(3));
+    tokio::time::timeout(Duration::from_secs(10), env.sb.stop())
+        .await
+        .expect("stopping is not held up by a hanging request");
     let _ = tokio::time::timeout(Duration::from_secs(2), pending)
         .await
         .expect("finished");
@@ -210,12 +208,14 @@ async fn stop_releases_hanging_requests() {
 
 #[tokio::test]
 async fn latency_delays_matching_requests_only() {
+    // A long latency, so that "not delayed" holds however loaded the machine is.
+    const LATENCY: Duration = Duration::from_secs(3);
     let env = start().await;
     let token = env.eci_admin_token().await;
     let (s, _) = env
         .admin_post(
             "/latency",
-            json!({"method": "GET", "path_contains": "/user/organization", "ms": 300}),
+            json!({"method": "GET", "path_contains": "/user/organization", "ms": 3000}),
         )
         .await;
     assert_eq!(s, 201);
@@ -226,20 +226,20 @@ async fn latency_delays_matching_requests_only() {
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
-    assert!(t.elapsed() >= Duration::from_millis(300));
-    let t = Instant::now();
-    env.eci(Method::GET, "/user/user_access_token", &token)
-        .send()
+    assert!(t.elapsed() >= LATENCY, "the matching request waited");
+    let other = env
+        .eci(Method::GET, "/user/user_access_token", &token)
+        .send();
+    tokio::time::timeout(LATENCY, other)
         .await
+        .expect("another path is not delayed")
         .expect("send");
-    assert!(t.elapsed() < Duration::from_millis(300));
     assert_eq!(env.admin_delete("/latency").await, 204);
-    let t = Instant::now();
-    env.eci(Method::GET, "/user/organization", &token)
-        .send()
+    let cleared = env.eci(Method::GET, "/user/organization", &token).send();
+    tokio::time::timeout(LATENCY, cleared)
         .await
+        .expect("not delayed once cleared")
         .expect("send");
-    assert!(t.elapsed() < Duration::from_millis(300));
 }
 
 #[tokio::test]

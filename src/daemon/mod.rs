@@ -9,7 +9,7 @@ mod changes;
 pub mod instance;
 pub mod memory;
 mod pass;
-mod signals;
+pub mod signals;
 mod systemd;
 
 use crate::cli::Cli;
@@ -38,14 +38,7 @@ const STOP_GRACE: Duration = Duration::from_secs(25);
 const MAX_NAP: Duration = Duration::from_secs(30);
 
 /// Run until SIGTERM/SIGINT; returns the exit code.
-pub async fn run(cli: &Cli, policy: Policy) -> u8 {
-    let mut signals = match Signals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            crate::say_err!("error: cannot install signal handlers: {e}");
-            return exit::FAILED;
-        }
-    };
+pub async fn run(cli: &Cli, policy: Policy, mut signals: Signals) -> u8 {
     let schedule = match Schedule::from_section(&policy.schedule) {
         Ok(s) => s,
         Err(e) => {
@@ -81,6 +74,12 @@ pub async fn run(cli: &Cli, policy: Policy) -> u8 {
             Some(Memory::default())
         }
     };
+    // The series from saved state at once: a restart leaves no alert blind until the first pass.
+    crate::metrics::global().seed(
+        &policy,
+        &store,
+        memory.as_ref().and_then(|m| m.last_pass.as_ref()),
+    );
     let now = Utc::now();
     let first = memory::first_run(&schedule, memory.as_ref(), now);
     let vault_renewal = TokenRenewal::start(&policy);
@@ -203,11 +202,7 @@ impl Daemon {
             started,
             pass: Box::pin(pass::run(policy, store, scheduled)),
         });
-        systemd::status(&format!(
-            "rotation pass in progress (started {}); last: {}",
-            self.schedule.local(started),
-            self.last_summary()
-        ));
+        systemd::status(&self.status());
     }
 
     fn finished(&mut self, outcome: PassOutcome) {
@@ -222,6 +217,8 @@ impl Daemon {
     fn remember(&mut self, outcome: PassOutcome) {
         if outcome.completed {
             self.memory.last_completed = Some(outcome.record.clone());
+        } else {
+            crate::metrics::global().observe_incomplete();
         }
         self.memory.last_pass = Some(outcome.record);
         if let Err(e) = memory::save(&self.store, &self.memory) {
@@ -283,6 +280,8 @@ impl Daemon {
         }
         let retime = self.policy.schedule != new.schedule;
         self.policy = Arc::new(new);
+        // Series of tokens and destinations no longer in the policy go.
+        crate::metrics::global().forget_removed(&self.policy);
         self.vault_renewal = TokenRenewal::start(&self.policy);
         self.schedule = schedule;
         self.reload_failed = false;
@@ -346,11 +345,18 @@ impl Daemon {
 
     /// The `STATUS=` line: `next run …; last: …`.
     fn status(&self) -> String {
-        let mut s = format!(
-            "next run {}; last: {}",
-            self.schedule.local(self.next.run_at),
-            self.last_summary()
-        );
+        let mut s = match &self.running {
+            Some(r) => format!(
+                "rotation pass in progress (started {}); last: {}",
+                self.schedule.local(r.started),
+                self.last_summary()
+            ),
+            None => format!(
+                "next run {}; last: {}",
+                self.schedule.local(self.next.run_at),
+                self.last_summary()
+            ),
+        };
         if self.reload_failed {
             s.push_str("; policy reload FAILED, running on the previous policy");
         }

@@ -170,6 +170,9 @@ pub async fn post(
         return Ok(());
     }
     let text = resp.text().await.unwrap_or_default();
+    // Receivers echo the request path in error pages (`Cannot POST /services/T0/B0/secret`):
+    // the URL's parts are masked before any of the body is shown.
+    let text = mask_url_parts(&text, url.expose());
     let excerpt: String = text.chars().take(200).collect();
     let message = format!("HTTP {}: {}", status.as_u16(), excerpt.trim());
     // The receiver refused this message's content: resending it cannot help.
@@ -180,9 +183,57 @@ pub async fn post(
     }
 }
 
+/// `text` with the URL, its path and query, and each of their parts of 6 or more characters
+/// replaced by `***` (a webhook URL is a credential, and its path is where the secret sits).
+fn mask_url_parts(text: &str, url: &str) -> String {
+    let mut parts: Vec<String> = vec![url.to_string()];
+    if let Ok(u) = reqwest::Url::parse(url) {
+        parts.push(u.path().to_string());
+        if let Some(q) = u.query() {
+            parts.push(q.to_string());
+        }
+        parts.extend(
+            u.path()
+                .split('/')
+                .chain(u.query().unwrap_or_default().split(['&', '=']))
+                .filter(|p| p.chars().count() >= 6)
+                .map(str::to_owned),
+        );
+    }
+    // Longest first, so a part never leaves a piece of a longer one behind.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut out = text.to_string();
+    for p in parts.iter().filter(|p| !p.is_empty() && p.as_str() != "/") {
+        out = out.replace(p.as_str(), "***");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_webhook_path_is_masked() {
+        let url = "https://hooks.slack.com/services/T000/B000/SLACKSECRETPATH";
+        assert_eq!(
+            mask_url_parts(
+                "<pre>Cannot POST /services/T000/B000/SLACKSECRETPATH</pre>",
+                url
+            ),
+            "<pre>Cannot POST ***</pre>"
+        );
+        assert_eq!(
+            mask_url_parts("no such hook SLACKSECRETPATH here", url),
+            "no such hook *** here"
+        );
+        let signed = "https://hooks.example.com/in?token=abcdef123456&x=1";
+        assert_eq!(
+            mask_url_parts("bad token abcdef123456", signed),
+            "bad token ***"
+        );
+        assert_eq!(mask_url_parts("invalid_payload", url), "invalid_payload");
+    }
     use crate::policy::SecretRef;
 
     fn slack(env: &str) -> ChannelPolicy {

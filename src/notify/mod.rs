@@ -21,9 +21,9 @@ pub use schema::{Event, EventKind, SCHEMA};
 
 use crate::eci::EciClient;
 use crate::policy::Policy;
-use crate::rotation::ROTATIONS;
-use crate::rotation::journal::Rotation;
-use crate::rotation::report::{Outcome, TokenReport};
+use crate::rotation::journal::{Rotation, TokenRecord};
+use crate::rotation::report::{DestReport, Outcome, TokenReport};
+use crate::rotation::{ROTATIONS, TOKENS};
 use crate::state::{StateError, Store};
 use memory::Memory;
 use outbox::Outbox;
@@ -146,7 +146,7 @@ pub async fn after_run_with(
     let mut outbox = load_or_note(Outbox::load(&dir), &mut summary).unwrap_or_default();
     let channels: Vec<Channel> = policy.notify.channels.iter().map(Channel::new).collect();
 
-    let reports = with_replacements(store, reports);
+    let reports = with_unannounced(store, &memory, &with_replacements(store, reports));
     let now = chrono::Utc::now();
     let inputs = events::Inputs {
         now,
@@ -200,6 +200,44 @@ fn with_replacements(store: &Store, reports: &[TokenReport]) -> Vec<TokenReport>
                 r.new_expires = rot.new_expires;
             }
             r
+        })
+        .collect()
+}
+
+/// How far back a completed rotation that was never announced (its pass was cut short, or the
+/// process died before notifying) is still announced.
+const UNANNOUNCED_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// Each report of a token not rotated in this run, replaced by its last completed rotation
+/// when that was never announced: the `rotated` message goes out late rather than never.
+fn with_unannounced(store: &Store, memory: &Memory, reports: &[TokenReport]) -> Vec<TokenReport> {
+    let now = chrono::Utc::now();
+    reports
+        .iter()
+        .map(|r| {
+            if !matches!(r.outcome, Outcome::NotDue { .. } | Outcome::NeverExpires) {
+                return r.clone();
+            }
+            let Ok(Some(record)) = store.load::<TokenRecord>(TOKENS, &r.name) else {
+                return r.clone();
+            };
+            if now - record.last_rotated > UNANNOUNCED_WINDOW
+                || memory.rotations.contains_key(&record.current_id)
+            {
+                return r.clone();
+            }
+            let mut late = TokenReport::new(&r.name);
+            late.outcome = Outcome::Rotated { old_deleted: true };
+            late.old_id = Some(record.previous_id.clone());
+            late.new_id = Some(record.current_id.clone());
+            late.new_expires = record.expires;
+            late.destinations = record
+                .destinations
+                .iter()
+                .filter(|(_, d)| !d.removed)
+                .map(|(k, d)| DestReport::from_state(k, d))
+                .collect();
+            late
         })
         .collect()
 }

@@ -36,6 +36,10 @@ pub struct Entry {
     pub queued_at: DateTime<Utc>,
     #[serde(default)]
     pub attempts: u32,
+    /// Runs in which the receiver refused this message's content (HTTP 400/413/422); an
+    /// outage's failed attempts do not count.
+    #[serde(default)]
+    pub refusals: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -66,6 +70,7 @@ impl Outbox {
             event,
             queued_at: now,
             attempts: 0,
+            refusals: 0,
             last_error: None,
         });
         let mut excess = self.waiting(channel).saturating_sub(MAX_PER_CHANNEL);

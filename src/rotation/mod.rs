@@ -121,12 +121,25 @@ impl Engine {
         report
     }
 
+    /// The saved state shows `policy`'s token not due and no rotation of it open: a run that
+    /// could not ask ECI has then not failed to rotate anything.
+    fn known_not_due(&self, policy: &TokenPolicy) -> bool {
+        let open: Option<Rotation> = self.load(ROTATIONS, &policy.name).ok().flatten();
+        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name).ok().flatten();
+        open.is_none()
+            && record
+                .and_then(|r| r.expires)
+                .is_some_and(|e| e - plan::chrono_dur(policy.rotate_before) > Utc::now())
+    }
+
     /// Keep a failed run's error for `--status` until a run of the token goes well.
     fn remember_outcome(&self, report: &TokenReport) {
         let Some(store) = &self.store else {
             return;
         };
         let saved = match &report.outcome {
+            // ECI was down for a token that is not due: nothing failed to rotate.
+            Outcome::Failed { .. } if report.known_not_due => Ok(()),
             Outcome::Failed { error } => store.save(
                 FAILURES,
                 &report.name,
@@ -194,11 +207,14 @@ impl Engine {
         opts: &Options,
         report: &mut TokenReport,
     ) -> Step<()> {
-        let named = self
-            .eci
-            .list_named(&policy.name)
-            .await
-            .map_err(|e| format!("listing tokens in ECI: {e}"))?;
+        let named = match self.eci.list_named(&policy.name).await {
+            Ok(named) => named,
+            Err(e) => {
+                // ECI cannot be asked: as far as the saved state knows, is the token fine?
+                report.known_not_due = self.known_not_due(policy);
+                return Err(format!("listing tokens in ECI: {e}"));
+            }
+        };
         let open: Option<Rotation> = self.load(ROTATIONS, &policy.name)?;
         if let Some(rot) = &open
             && rot.version > journal::JOURNAL_VERSION

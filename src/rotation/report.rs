@@ -77,6 +77,9 @@ pub struct TokenReport {
     pub steps: Vec<String>,
     pub destinations: Vec<DestReport>,
     pub warnings: Vec<String>,
+    /// The run failed before it could ask ECI, and the saved state shows the token not due and
+    /// no rotation open: a failed run, but no failed rotation (no alert, no failure counted).
+    pub known_not_due: bool,
 }
 
 impl TokenReport {
@@ -93,6 +96,7 @@ impl TokenReport {
             steps: Vec::new(),
             destinations: Vec::new(),
             warnings: Vec::new(),
+            known_not_due: false,
         }
     }
 
