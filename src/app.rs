@@ -146,13 +146,15 @@ pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
         Ok(e) => (Some(e), None),
         Err(e) => (None, Some(e)),
     };
-    let st = crate::status::gather(
-        policy,
-        store.as_ref(),
-        engine.as_ref().map(|e| &e.eci),
-        eci_error,
-    )
-    .await;
+    // Someone is waiting at a terminal: one retry, not the rotations' patience.
+    let eci = engine.as_ref().map(|e| {
+        e.eci.clone().with_backoff(crate::retry::Backoff {
+            attempts: 2,
+            base: std::time::Duration::from_millis(500),
+            max_wait: std::time::Duration::from_secs(5),
+        })
+    });
+    let st = crate::status::gather(policy, store.as_ref(), eci.as_ref(), eci_error).await;
     if cli.json {
         match serde_json::to_string_pretty(&st) {
             Ok(j) => crate::say!("{j}"),
