@@ -21,7 +21,8 @@ Exit codes:
   0   all good
   1   some rotation failed (the old token was kept; nothing unsafe was done), or a
       server was unreachable or refused (--check --online); --status: a token is
-      failed, missing or unknown; --abandon: the rotation could not be closed
+      failed, missing or unknown, or ECI could not be asked; --abandon: the
+      rotation could not be closed (none open, or a destination may hold it)
   2   bad command line
   78  the policy is invalid (file:line:column and key are printed)";
 

@@ -86,6 +86,10 @@ pub struct OpenRotation {
     pub new_id: Option<String>,
     pub new_expires: Option<DateTime<Utc>>,
     pub grace_until: Option<DateTime<Utc>>,
+    /// A write of the replacement was sent to a destination that is not known to hold it (the
+    /// reply was an error, or never came): `--abandon` asks that destination, and refuses if
+    /// it may hold the replacement.
+    pub unconfirmed_writes: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,6 +256,10 @@ fn token_status(
             new_id: rot.new_id.clone(),
             new_expires: rot.new_expires,
             grace_until: rot.grace_until,
+            unconfirmed_writes: rot
+                .destinations
+                .values()
+                .any(|d| d.may_hold() && !d.known_written()),
         });
         return out;
     }
@@ -359,8 +367,11 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 .destinations
                 .iter()
                 .any(|d| matches!(d.status, "synced" | "written"));
+            // A write that failed may still have landed: plain --abandon asks, and refuses then.
             let abandon = if held {
                 " --force   (destinations hold the replacement: both tokens stay alive)"
+            } else if o.unconfirmed_writes {
+                "   (refused if a failed write landed after all; then --force keeps both tokens alive)"
             } else {
                 ""
             };

@@ -618,3 +618,59 @@ async fn metrics_after_a_rotation() {
     world.note_printed(&text);
     world.assert_no_leak().await;
 }
+
+/// A destination removed from a token by a reload loses its series, and the passes after it
+/// (which read the token's saved record, where the destination still is) do not bring it back:
+/// an alert on a destination nobody syncs any more would fire for good.
+#[tokio::test]
+async fn a_destination_removed_by_a_reload_stays_out_of_the_metrics() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let extra = format!("{EVERY_2S}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let both = format!(
+        "{DEPLOY}\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n"
+    );
+    let policy = world.policy_with(&extra, &both);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("ready", 20).await;
+    daemon.wait_for("rotation pass done", 30).await;
+    let scrape = || async {
+        world
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let github_series = |text: &str| {
+        text.lines()
+            .any(|l| l.contains("destination_sync_status") && l.contains("github:"))
+    };
+    let before = scrape().await;
+    assert!(github_series(&before), "{before}");
+    world.policy_with(&extra, DEPLOY);
+    daemon.signal("HUP");
+    daemon.wait_for("policy reloaded", 20).await;
+    let n = daemon.count("rotation pass done");
+    daemon.wait_for_n("rotation pass done", n + 2, 30).await;
+    let after = scrape().await;
+    assert!(!github_series(&after), "{after}");
+    assert!(
+        after.lines().any(|l| l
+            == "eci_secret_sync_destination_sync_status{name=\"ci-deploy\",destination=\"vault:secret/ci/deploy#ECI_ACCESS_TOKEN\",status=\"synced\"} 1"),
+        "{after}"
+    );
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.note_printed(&before);
+    world.note_printed(&after);
+    world.assert_no_leak().await;
+}

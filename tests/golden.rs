@@ -183,6 +183,7 @@ fn fixed_status() -> Status {
             new_id: Some("f4daf000-dbf2-4d2a-a696-c57a84ecc82f".into()),
             new_expires: Some(now + chrono::Duration::days(90)),
             grace_until: None,
+            unconfirmed_writes: true,
         }),
         destinations: vec![
             dest(
@@ -219,6 +220,7 @@ fn fixed_status() -> Status {
             new_id: Some("1e2d3c4b-5a69-4788-9900-aabbccddeeff".into()),
             new_expires: Some(now + chrono::Duration::days(90)),
             grace_until: Some(now + chrono::Duration::minutes(20)),
+            unconfirmed_writes: false,
         }),
         destinations: vec![dest(
             "github:dependabot-repo:acme/web:ECI_TOKEN",

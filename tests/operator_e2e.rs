@@ -524,3 +524,85 @@ async fn grace_keeps_the_old_token_until_it_has_passed() {
     assert_ne!(named[0]["id"], old["id"]);
     world.assert_no_leak().await;
 }
+
+/// A GitHub write that landed although its reply was an error: `--status` does not promise
+/// that a plain `--abandon` works, and `--abandon` refuses (GitHub shows the secret updated
+/// since the write began), keeping the replacement the repository may hold.
+#[tokio::test]
+async fn status_warns_that_abandon_refuses_after_a_write_that_may_have_landed() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_ONLY);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 422, "phase": "after"}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(
+        st.stdout.lines().any(|l| l.contains("--abandon ci-deploy")
+            && l.contains("refused if a failed write landed after all")),
+        "{}",
+        st.stdout
+    );
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
+    world.assert_no_leak().await;
+}
+
+/// The host's clock stepped between the GitHub write and `--abandon` (here: the journal's
+/// local time of the write moved 10 s later, as if the clock had been 10 s fast then). The
+/// write landed; `--abandon` compares GitHub's `updated_at` with the write's start on GitHub's
+/// own clock, recorded at the time, so it still sees that the repository may hold the
+/// replacement and refuses to delete it.
+#[tokio::test]
+async fn abandon_is_not_fooled_by_a_clock_step_after_a_github_write() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_ONLY);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 422, "phase": "after"}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    world.admin_delete("/faults").await;
+    let replacement = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    let journal = std::fs::read_dir(world.state_dir().join("rotations"))
+        .expect("rotations")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("journal");
+    let mut j: Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).expect("read")).expect("json");
+    for d in j["destinations"]
+        .as_object_mut()
+        .expect("destinations")
+        .values_mut()
+    {
+        let at = chrono::DateTime::parse_from_rfc3339(d["attempted_at"].as_str().expect("at"))
+            .expect("time");
+        d["attempted_at"] = json!((at + chrono::Duration::seconds(10)).to_rfc3339());
+    }
+    std::fs::write(&journal, serde_json::to_vec_pretty(&j).expect("json")).expect("write");
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.all().contains("by GitHub's clock"), "{}", run.all());
+    let live = world.eci_named("ci-deploy").await;
+    assert!(live.iter().any(|t| t["id"] == replacement["id"]));
+    world.assert_no_leak().await;
+}

@@ -374,8 +374,8 @@ async fn run_with_env(
 
 /// A destination that cannot take the value stops the rotation before a replacement is made,
 /// and says why: a KV version 1 mount (it would keep the value at a `data/` path nobody
-/// reads), a mount that does not exist, a Vault token Vault refuses, a GitHub token GitHub
-/// refuses. `--check --online` reports the same mounts.
+/// reads), a mount that does not exist, a folder inside a mount given as the mount, a Vault
+/// token Vault refuses, a GitHub token GitHub refuses. `--check --online` reports the same mounts.
 #[tokio::test]
 async fn nothing_is_minted_when_a_destination_cannot_take_the_value() {
     let world = World::new().await;
@@ -406,7 +406,7 @@ path "secret/metadata/ci/deploy" { capabilities = ["read"] }
     };
     let github_dest = "[[token]]\nname = \"ci-deploy\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_ACCESS_TOKEN\"\n";
     let read_only_env = [("TEST_VAULT_TOKEN", read_only.as_str())];
-    let cases: [(String, &[Env], &str); 5] = [
+    let cases: [(String, &[Env], &str); 6] = [
         (
             vault_dest("secret"),
             &read_only_env,
@@ -421,6 +421,12 @@ path "secret/metadata/ci/deploy" { capabilities = ["read"] }
             vault_dest("nomount"),
             &[],
             "no secrets engine is mounted at `nomount`",
+        ),
+        // A folder inside a KV v2 mount is served by that engine, but is not its mount.
+        (
+            vault_dest("secret/sub"),
+            &[],
+            "Vault has no secrets engine mounted at `secret/sub`: that path is inside the mount `secret`",
         ),
         (
             vault_dest("secret"),
@@ -869,5 +875,126 @@ async fn a_destination_removed_mid_rotation_still_protects_the_replacement() {
         2,
         "nothing deleted"
     );
+    world.assert_no_leak().await;
+}
+
+/// A marked token of the same name made by someone else (another installation, a colleague's
+/// script) while a rotation is open is not taken for what a create attempt of this rotation
+/// made: neither a refused `--abandon` nor the run that completes the rotation deletes it, and
+/// `--status` lists it as not this program's.
+#[tokio::test]
+async fn a_marked_token_made_by_someone_else_during_a_rotation_is_never_deleted() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let foreign = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "other host [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()}),
+        )
+        .await;
+    // Refused: Vault and the repository hold the replacement.
+    let run = world.run(&policy, &["--abandon", "ci-deploy"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(ids(&world, "ci-deploy").await.contains(&foreign["id"]));
+    // Still failing, then completing.
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    world.admin_delete("/faults").await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = ids(&world, "ci-deploy").await;
+    assert_eq!(
+        live.len(),
+        2,
+        "the replacement and the other host's: {live:?}"
+    );
+    assert!(live.contains(&foreign["id"]));
+    let st = world.run(&policy, &["--status"]).await;
+    let foreign_id = foreign["id"].as_str().expect("id");
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.contains(foreign_id) && l.contains("no record of creating it: left alone")),
+        "{}",
+        st.stdout
+    );
+    world.assert_no_leak().await;
+}
+
+/// A run killed while its create was out; the next run looks for that create's token, does not
+/// find it (yet), and goes on to create; the token lands while that run checks its
+/// destinations. It is taken instead of minting a third token beside it.
+#[tokio::test]
+async fn a_killed_create_whose_token_lands_during_the_next_run_is_taken() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    // One complete rotation first, so the state folder has a record of the current token.
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let current = world.eci_named("ci-deploy").await.pop().expect("current");
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "hang": true, "count": 1}),
+        )
+        .await;
+    world
+        .run_until_hang(
+            &policy,
+            &["--rotate-now", "--force"],
+            "/user/user_access_token",
+        )
+        .await;
+    world.admin_delete("/faults").await;
+    // The next run's destination checks hang until the killed create's token has landed.
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "public-key", "hang": true, "count": 1}),
+        )
+        .await;
+    let child = world
+        .command(&policy, &["--rotate-now", "--force"])
+        .spawn()
+        .expect("spawn");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let log = world.admin_get("/requests").await;
+        let hanging = log.as_array().into_iter().flatten().any(|e| {
+            e["status"] == 0 && e["path"].as_str().is_some_and(|p| p.contains("public-key"))
+        });
+        if hanging {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never hung");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let late = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
+        )
+        .await;
+    world.admin_delete("/faults").await;
+    let out = child.wait_with_output().await.expect("output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    world.note_printed(&stdout);
+    world.note_printed(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(ids(&world, "ci-deploy").await, vec![late["id"].clone()]);
+    assert_ne!(late["id"], current["id"]);
+    let secret = world
+        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+        .await
+        .expect("secret");
+    assert_eq!(secret["value"], late["token"]);
     world.assert_no_leak().await;
 }

@@ -61,13 +61,16 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     };
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
-    crate::metrics::global().observe_run(&with_saved_destinations(&reports, &store), |name| {
-        policy
-            .tokens
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.rotate_before)
-    });
+    crate::metrics::global().observe_run(
+        &with_saved_destinations(&reports, &store, &policy),
+        |name| {
+            policy
+                .tokens
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.rotate_before)
+        },
+    );
     let notified = crate::notify::after_run(&policy, Some(&store), &engine.eci, &reports).await;
     if notified.skipped.is_none() {
         for e in &notified.errors {
@@ -184,7 +187,14 @@ fn log_report(r: &TokenReport) {
 /// The reports, with each token that did nothing this pass (not due) showing its destinations'
 /// last saved results: the metrics then carry every destination from the first pass after a
 /// restart, not only those a rotation touched since.
-fn with_saved_destinations(reports: &[TokenReport], store: &Store) -> Vec<TokenReport> {
+/// Only destinations the policy still lists: one removed since the record was saved has no
+/// series any more.
+fn with_saved_destinations(
+    reports: &[TokenReport],
+    store: &Store,
+    policy: &Policy,
+) -> Vec<TokenReport> {
+    let default_mount = policy.vault.as_ref().map_or("secret", |v| v.mount.as_str());
     reports
         .iter()
         .cloned()
@@ -192,10 +202,17 @@ fn with_saved_destinations(reports: &[TokenReport], store: &Store) -> Vec<TokenR
             if r.destinations.is_empty()
                 && let Ok(Some(record)) = store.load::<TokenRecord>(TOKENS, &r.name)
             {
+                let listed: Vec<String> = policy
+                    .tokens
+                    .iter()
+                    .filter(|t| t.name == r.name)
+                    .flat_map(crate::destination::Destination::of)
+                    .map(|d| d.key(default_mount))
+                    .collect();
                 r.destinations = record
                     .destinations
                     .iter()
-                    .filter(|(_, d)| !d.removed)
+                    .filter(|(k, d)| !d.removed && listed.contains(k))
                     .map(|(k, d)| DestReport::from_state(k, d))
                     .collect();
             }

@@ -50,6 +50,8 @@ pub struct Github {
     backoff: Backoff,
     /// Set when authenticating as a GitHub App installation.
     app: Option<AppInstallation>,
+    /// GitHub's clock minus this host's, from the last reply's `Date`.
+    clock_offset: std::sync::Mutex<Option<chrono::Duration>>,
 }
 
 /// The GitHub App installation a client acts as: its ids (for messages) and a gate so one
@@ -123,6 +125,7 @@ impl Github {
             crab,
             keys: Mutex::new(HashMap::new()),
             repo_ids: Mutex::new(HashMap::new()),
+            clock_offset: std::sync::Mutex::new(None),
             write_gate: Mutex::new(None),
             write_interval: section.write_interval,
             backoff: Backoff::default(),
@@ -290,21 +293,27 @@ impl Github {
         }
     }
 
-    /// Whether `dest` may hold something written at or after `since` (this host's clock): the
-    /// secret's `updated_at` when it is that late, `None` when GitHub shows the secret absent or
-    /// last updated before then. `since` is moved to GitHub's clock by the offset its reply's
-    /// `Date` shows (a second's margin for that header's precision); without a `Date`, `skew`
-    /// is allowed instead. GitHub never returns a secret's value, so this is all it can tell.
+    /// GitHub's time now, as far as the last reply's `Date` tells (to the second).
+    pub fn server_now(&self) -> Option<DateTime<Utc>> {
+        let offset = (*self.clock_offset.lock().ok()?)?;
+        Some(Utc::now() + offset)
+    }
+
+    /// Whether `dest` may hold something written since a write began: the secret's
+    /// `updated_at` when it is that late, `None` when GitHub shows the secret absent or last
+    /// updated before then. `since_github` is the write's start on GitHub's own clock (taken
+    /// then from its replies' `Date`), compared with a 2 s margin for both times' precision;
+    /// without it, `since` (this host's clock) less `skew`. GitHub never returns a secret's
+    /// value, so this is all it can tell.
     pub async fn maybe_written_since(
         &self,
         dest: &GithubDestination,
         since: DateTime<Utc>,
+        since_github: Option<DateTime<Utc>>,
         skew: chrono::Duration,
     ) -> Result<Option<DateTime<Utc>>, DestError> {
         let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
-        let asked = Utc::now();
         let reply = self.request(http::Method::GET, &url, None).await?;
-        let answered = Utc::now();
         if reply.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -313,13 +322,8 @@ impl Github {
         }
         let meta: SecretMeta = serde_json::from_str(&reply.body)
             .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
-        let earliest = match server_date(&reply.headers) {
-            // The server's clock minus ours, taken at the reply (its `Date` lies between the
-            // request and the reply, to the second).
-            Some(date) => {
-                let offset = date - answered;
-                since + offset - (answered - asked) - chrono::Duration::seconds(2)
-            }
+        let earliest = match since_github {
+            Some(t) => t - chrono::Duration::seconds(2),
             None => since - skew,
         };
         Ok((meta.updated_at >= earliest).then_some(meta.updated_at))
@@ -498,6 +502,11 @@ impl Github {
         let status = resp.status();
         crate::metrics::api_call("github", status.as_u16());
         let headers = resp.headers().clone();
+        if let Some(date) = server_date(&headers)
+            && let Ok(mut offset) = self.clock_offset.lock()
+        {
+            *offset = Some(date - Utc::now());
+        }
         let body = self
             .crab
             .body_to_string(resp)

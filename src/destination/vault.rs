@@ -179,6 +179,18 @@ impl Vault {
 
     /// `info` (from `sys/internal/ui/mounts`) describes a KV version 2 engine.
     fn check_kv2(&self, mount: &str, info: &Value) -> Result<(), DestError> {
+        // The engine serving a path inside a mount would pass the checks below, and then every
+        // write would go to `<that path>/data/...`, which is not where KV v2 keeps secrets.
+        if let Some(served) = info["path"].as_str() {
+            let wanted = format!("{}/", mount.trim_matches('/'));
+            if served != wanted {
+                return Err(DestError::fatal(format!(
+                    "Vault has no secrets engine mounted at `{mount}`: that path is inside the mount `{}`; set `mount = \"{}\"` and put the rest in `path`",
+                    served.trim_end_matches('/'),
+                    served.trim_end_matches('/')
+                )));
+            }
+        }
         let kind = info["type"].as_str().unwrap_or("?");
         let version = info["options"]["version"].as_str().unwrap_or("1");
         if kind != "kv" || version != "2" {

@@ -62,6 +62,10 @@ pub struct DestState {
     /// hold the replacement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempted_at: Option<DateTime<Utc>>,
+    /// The same instant on the destination's own clock, when it tells (GitHub's `Date`): what
+    /// its `updated_at` is compared with, whatever this host's clock did since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_remote: Option<DateTime<Utc>>,
     /// No longer in the policy: kept so that what it may hold is still known (it never blocks
     /// the rotation, and counts as holding whatever was written to it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -77,6 +81,7 @@ impl DestState {
             at: None,
             failures: 0,
             attempted_at: None,
+            attempted_remote: None,
             removed: false,
         }
     }

@@ -518,29 +518,12 @@ impl Engine {
             .await
             .map_err(|e| format!("listing tokens in ECI: {e}"))?;
         let held: Vec<String> = self.load(HELD, name)?.unwrap_or_default();
-        let mut strays = Vec::new();
-        for t in attempt_tokens(&rot, &named, &held) {
-            self.eci
-                .delete(&t.id)
-                .await
-                .map_err(|e| format!("deleting {}, which a create attempt of this rotation made: {e}; the rotation stays open", t.id))?;
-            self.forget_minted(name, &t.id);
-            self.audit(Entry {
-                token_id: Some(&t.id),
-                old_id: Some(&rot.old_id),
-                ..Entry::new(Action::Abandoned, name)
-            });
-            strays.push(t.id.clone());
-        }
-        let deleted = if strays.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; deleted {} (made by a create attempt whose reply was lost or refused)",
-                strays.join(", ")
-            )
-        };
+        let strays: Vec<Token> = attempt_tokens(&rot, &named, &held)
+            .into_iter()
+            .cloned()
+            .collect();
         let Some(new_id) = rot.new_id.clone() else {
+            let deleted = self.delete_strays(&rot, &strays).await?;
             store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
             return Ok(format!(
                 "{name}: open rotation closed; no replacement had been taken; old token {} kept{deleted}",
@@ -558,6 +541,7 @@ impl Engine {
                     cmd = self.command
                 ));
             }
+            let deleted = self.delete_strays(&rot, &strays).await?;
             self.hold(name, &new_id)?;
             store.remove(ROTATIONS, name).map_err(|e| e.to_string())?;
             self.audit(Entry {
@@ -567,10 +551,11 @@ impl Engine {
                 ..Entry::new(Action::Abandoned, name)
             });
             return Ok(format!(
-                "{name}: open rotation closed; replacement {new_id} kept alive because destinations hold it; old token {} kept",
+                "{name}: open rotation closed; replacement {new_id} kept alive because destinations hold it; old token {} kept{deleted}",
                 rot.old_id
             ));
         }
+        let deleted = self.delete_strays(&rot, &strays).await?;
         self.eci
             .delete(&new_id)
             .await
@@ -583,9 +568,39 @@ impl Engine {
             ..Entry::new(Action::Abandoned, name)
         });
         Ok(format!(
-            "{name}: open rotation closed; replacement {new_id} deleted; old token {} kept",
+            "{name}: open rotation closed; replacement {new_id} deleted; old token {} kept{deleted}",
             rot.old_id
         ))
+    }
+
+    /// Delete what failed create attempts of `rot` made (never given to a destination); returns
+    /// the note for the operator.
+    async fn delete_strays(&self, rot: &Rotation, strays: &[Token]) -> Step<String> {
+        let name = rot.token_name.as_str();
+        let mut deleted = Vec::new();
+        for t in strays {
+            self.eci.delete(&t.id).await.map_err(|e| {
+                format!(
+                    "deleting {}, which a create attempt of this rotation made: {e}; the rotation stays open",
+                    t.id
+                )
+            })?;
+            self.forget_minted(name, &t.id);
+            self.audit(Entry {
+                token_id: Some(&t.id),
+                old_id: Some(&rot.old_id),
+                ..Entry::new(Action::Abandoned, name)
+            });
+            deleted.push(t.id.clone());
+        }
+        Ok(if deleted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; deleted {} (made by a create attempt whose reply was lost or refused)",
+                deleted.join(", ")
+            )
+        })
     }
 
     /// The destinations of `rot` that hold, or may hold, replacement `new_id`. One whose write
@@ -635,12 +650,23 @@ impl Engine {
                     }
                 }
                 Destination::Github(g) => match self.github() {
-                    Ok(github) => match github.maybe_written_since(g, since, CLOCK_SKEW).await {
+                    Ok(github) => match github
+                        .maybe_written_since(g, since, state.attempted_remote, CLOCK_SKEW)
+                        .await
+                    {
                         Ok(Some(updated)) => Some(format!(
-                            "{key} (GitHub shows it updated {}, and the write began {}; \
+                            "{key} (GitHub shows it updated {}, and the write began {}{}; \
                              GitHub cannot tell which value it holds)",
                             updated.format("%Y-%m-%d %H:%M:%S UTC"),
-                            since.format("%Y-%m-%d %H:%M:%S UTC")
+                            state
+                                .attempted_remote
+                                .unwrap_or(since)
+                                .format("%Y-%m-%d %H:%M:%S UTC"),
+                            if state.attempted_remote.is_some() {
+                                " by GitHub's clock"
+                            } else {
+                                ""
+                            }
                         )),
                         Ok(None) => None,
                         Err(e) => unknown(e.message),
@@ -962,15 +988,21 @@ impl Engine {
     ) -> Step<SecretValue> {
         if rot.phase == Phase::Creating
             && let Some(attempt) = rot.create_attempt.clone()
-            && let Some(found) = self.find_replacement(rot, &attempt).await?
         {
-            return self.adopt(
-                rot,
-                found,
-                report,
-                "found the replacement an interrupted run created",
-                Action::Created,
-            );
+            if let Some(found) = self.find_replacement(rot, &attempt).await? {
+                return self.adopt(
+                    rot,
+                    found,
+                    report,
+                    "found the replacement an interrupted run created",
+                    Action::Created,
+                );
+            }
+            // Not there (yet): remembered, so that a token it makes late is still found.
+            rot.phase = Phase::Planned;
+            rot.create_attempt = None;
+            rot.earlier_attempts.push(attempt);
+            self.save(rot)?;
         }
         // Every destination can take the value before one is made (cheap when the run's
         // planning already proved it: the answers are kept for the run).
@@ -987,7 +1019,7 @@ impl Engine {
             .iter()
             .filter(fresh)
             .filter(|t| t.description.contains(MARKER))
-            .filter(|t| rot.earlier_attempts.iter().any(|a| made_by(a, t)))
+            .filter(|t| rot.earlier_attempts.iter().any(|a| late_made_by(a, t)))
             .max_by_key(|t| t.created)
         {
             return self.adopt(
@@ -1264,6 +1296,10 @@ impl Engine {
             && entry.attempted_at.is_none()
         {
             entry.attempted_at = Some(Utc::now());
+            entry.attempted_remote = match dest {
+                Destination::Github(_) => self.github.as_ref().and_then(|g| g.server_now()),
+                Destination::Vault(_) => None,
+            };
             self.save(rot).map_err(DestError::fatal)?;
         }
         let receipt = match dest {
@@ -1414,25 +1450,44 @@ impl Engine {
     }
 }
 
-/// The tokens of `named` that the rotation's create attempts made, other than the old token and
-/// its replacement.
+/// How long after a failed create its token may still appear (a gateway that gave up while
+/// ECI went on) and be taken for that create's: anything later is someone else's.
+const LATE_CREATE: chrono::Duration = chrono::Duration::minutes(30);
+
+/// The tokens of `named` that the rotation's failed create attempts made (a reply that was an
+/// error or never came), other than the old token and its replacement: of this name, carrying
+/// the marker, new since the attempt's listing, and created within [`LATE_CREATE`] of it. A
+/// create whose reply gave the replacement is not one of them: a token that appears later is
+/// not its.
 fn attempt_tokens<'a>(rot: &Rotation, named: &'a [Token], held: &[String]) -> Vec<&'a Token> {
+    let in_flight = (rot.phase == Phase::Creating)
+        .then_some(rot.create_attempt.as_ref())
+        .flatten();
     named
         .iter()
         .filter(|t| t.id != rot.old_id && Some(&t.id) != rot.new_id.as_ref())
         .filter(|t| !held.contains(&t.id))
         .filter(|t| t.description.contains(MARKER))
         .filter(|t| {
-            rot.create_attempt
-                .iter()
+            in_flight
+                .into_iter()
                 .chain(rot.earlier_attempts.iter())
-                .any(|a| made_by(a, t))
+                .any(|a| late_made_by(a, t))
         })
         .collect()
 }
 
 /// Whether `token` may be the one `attempt` created: it did not exist before the attempt (or,
 /// for a journal that did not record which existed, was created at or after it).
+/// Whether `token` may be what the failed create `attempt` made: new since its listing and
+/// created within [`LATE_CREATE`] of it.
+fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
+    made_by(attempt, token)
+        && token.created.is_some_and(|c| {
+            c >= attempt.at - CLOCK_SKEW && c <= attempt.at + CLOCK_SKEW + LATE_CREATE
+        })
+}
+
 fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
     match &attempt.known_ids {
         Some(known) => !known.contains(&token.id),
