@@ -128,6 +128,11 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
     };
     let notified = crate::notify::after_run(policy, store, &engine.eci, &reports).await;
     crate::say_raw!("{}", report::render(&reports, chrono::Utc::now()));
+    if let Some(store) = engine.store.as_ref() {
+        for u in crate::rotation::unlisted_open_rotations(store, policy) {
+            crate::say_raw!("warning: {u}\n");
+        }
+    }
     if notified.skipped.is_none() {
         crate::say_raw!("{notified}");
     }

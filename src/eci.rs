@@ -99,7 +99,9 @@ pub enum CreateProbe {
 /// What went wrong talking to ECI. Messages are scrubbed of anything token-shaped.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EciError {
-    #[error("ECI rejected the credential (401 {code}): {message}")]
+    #[error(
+        "ECI rejected the credential (401 {code}): {message}; the [eci] token is wrong, expired or revoked"
+    )]
     Unauthenticated { code: String, message: String },
     #[error("ECI denied permission (403 {code}): {message}")]
     PermissionDenied { code: String, message: String },

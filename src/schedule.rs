@@ -196,6 +196,28 @@ pub fn parse_cron(line: &str) -> Result<Cron, String> {
     if fields.iter().any(|f| f.contains('@')) {
         return Err("a nickname such as @daily must be the whole line".into());
     }
+    // A step wider than its field (`*/61` minutes) matches only the field's first value: almost
+    // certainly not what was meant, and croner takes it silently.
+    let names = &FIELDS[FIELDS.len() - fields.len()..];
+    for (field, (name, range)) in fields.iter().zip(names) {
+        let span = match *name {
+            "second" | "minute" => 60,
+            "hour" => 24,
+            "day-of-month" => 31,
+            "month" => 12,
+            _ => 7,
+        };
+        for part in field.split(',') {
+            if let Some((_, step)) = part.split_once('/')
+                && let Ok(step) = step.parse::<u32>()
+                && step >= span
+            {
+                return Err(format!(
+                    "invalid cron line \"{line}\": {name} step /{step} is not smaller than the field ({range}), so it would match only its first value; use a step below {span}, or that value itself"
+                ));
+            }
+        }
+    }
     // crontab(5): with both day fields restricted a day matching either runs, but a field
     // starting with `*` (such as `*/2`) makes both required, as Vixie cron does.
     let both = dom != "*" && dow != "*" && (dom.starts_with('*') || dow.starts_with('*'));

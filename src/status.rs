@@ -28,12 +28,17 @@ pub struct Status {
     /// How to call this program on this policy in the commands shown.
     #[serde(skip)]
     pub command: String,
+    /// Open rotations of tokens the policy no longer lists.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unlisted_rotations: Vec<String>,
 }
 
 impl Status {
-    /// Some token needs attention: failed, missing from ECI, or ECI could not be asked.
+    /// Some token needs attention: failed, missing from ECI, ECI could not be asked, or a
+    /// rotation is open for a token the policy no longer lists.
     pub fn troubled(&self) -> bool {
         self.eci_error.is_some()
+            || !self.unlisted_rotations.is_empty()
             || self
                 .tokens
                 .iter()
@@ -95,7 +100,7 @@ pub struct OpenRotation {
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationStatus {
     pub destination: String,
-    /// pending, written, synced, failed, unknown
+    /// pending, sent (no reply confirmed the write), written, synced, failed, unknown
     pub status: &'static str,
     pub at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +127,9 @@ pub async fn gather(
         eci_error,
         tokens: Vec::new(),
         command: crate::app::command_for(policy),
+        unlisted_rotations: store
+            .map(|s| crate::rotation::unlisted_open_rotations(s, policy))
+            .unwrap_or_default(),
     };
     let mut tokens: Option<Vec<Token>> = None;
     if let Some(eci) = eci {
@@ -298,6 +306,8 @@ fn dest_status(key: &str, state: Option<&DestState>) -> DestinationStatus {
         None => ("unknown", None, None),
         Some(d) => (
             match d.status {
+                // A write went out and no reply confirmed it (a kill, a hang): it may have landed.
+                DestStatus::Pending if d.attempted_at.is_some() => "sent",
                 DestStatus::Pending => "pending",
                 DestStatus::Pushed => "written",
                 DestStatus::Verified => "synced",
@@ -328,6 +338,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
             out,
             "warning: ECI could not be asked ({e}); showing saved state only"
         );
+    }
+    for u in &status.unlisted_rotations {
+        let _ = writeln!(out, "warning: {u}");
     }
     for t in &status.tokens {
         let _ = writeln!(out, "{}: {}", t.name, t.state.replace('_', " "));
@@ -401,6 +414,14 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
         }
         if let Some(f) = &t.last_error {
             let _ = writeln!(out, "  last error   {}: {}", local(f.at), f.error);
+            if t.open_rotation.is_none() {
+                // Nothing to resume or abandon: the next run (or this) tries again.
+                let _ = writeln!(
+                    out,
+                    "    retry: {} --rotate-now --token {}   (no rotation is open; fix the cause first)",
+                    status.command, t.name
+                );
+            }
         }
         for o in &t.other_tokens {
             let expires = o

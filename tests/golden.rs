@@ -244,6 +244,7 @@ fn fixed_status() -> Status {
         eci_error: None,
         tokens: vec![ok, due, failed, grace, never, token("ci-gone", "missing")],
         command: "eci-secret-sync --config /srv/eci/policy.toml".into(),
+        unlisted_rotations: Vec::new(),
     }
 }
 

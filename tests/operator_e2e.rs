@@ -606,3 +606,57 @@ async fn abandon_is_not_fooled_by_a_clock_step_after_a_github_write() {
     assert!(live.iter().any(|t| t["id"] == replacement["id"]));
     world.assert_no_leak().await;
 }
+
+/// A `[[token]]` removed from the policy while its rotation is open (old token and replacement
+/// both alive, destinations split between them) is not forgotten: `--status` warns and exits
+/// 1, `--rotate-now` warns; putting the token back finishes the rotation.
+#[tokio::test]
+async fn an_open_rotation_of_a_token_removed_from_the_policy_is_reported() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-other", Some(chrono::Duration::days(60)))
+        .await;
+    let both = format!(
+        "{GITHUB_ONLY}\n[[token]]\nname = \"ci-other\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"OTHER_TOKEN\"\n"
+    );
+    let policy = world.policy(&both);
+    github_down(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    world.admin_delete("/faults").await;
+    let other_only = "[[token]]\nname = \"ci-other\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"OTHER_TOKEN\"\n";
+    world.policy(other_only);
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 1, "{}", st.all());
+    let old_id = old["id"].as_str().expect("id");
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.starts_with("warning: ci-deploy has an open rotation")
+                && l.contains(old_id)
+                && l.contains("policy no longer lists it")),
+        "{}",
+        st.stdout
+    );
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert!(
+        run.stdout
+            .contains("warning: ci-deploy has an open rotation"),
+        "{}",
+        run.stdout
+    );
+    world.policy(&both);
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        !run.stdout.contains("has an open rotation"),
+        "{}",
+        run.stdout
+    );
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1);
+    assert_ne!(live[0]["id"], old["id"]);
+    world.assert_no_leak().await;
+}

@@ -566,7 +566,10 @@ fn unreadable_policy_file() {
     let found = policy::load(Path::new("/nonexistent/policy.toml")).map_err(|e| e.to_string());
     assert_eq!(
         found.err().as_deref(),
-        Some("/nonexistent/policy.toml: cannot read policy file: no such file")
+        Some(
+            "/nonexistent/policy.toml: cannot read policy file: no such file \
+             (name the policy with --config PATH or ECI_SECRET_SYNC_CONFIG; config.example.toml is a start)"
+        )
     );
 }
 
@@ -983,4 +986,27 @@ fn a_duplicate_key_is_named() {
         ),
         ["policy.toml:3:1: duplicate key `token`"]
     );
+}
+
+/// A GitHub App key that is not a PEM RSA key is refused where it is named, not at the first
+/// run's GitHub call.
+#[test]
+fn github_app_key_that_is_not_a_pem_rsa_key() {
+    let dir = std::env::temp_dir().join(format!("policy-load-pem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bad = dir.join("app.pem");
+    std::fs::write(&bad, "not a key\n").expect("write");
+    let source = format!(
+        "{ECI}[github]\napp = {{ app_id = 1, installation_id = 2, private_key = {{ file = \"{}\" }} }}\n",
+        bad.display()
+    );
+    let errors = errors(&source);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("policy.toml:4:56: ")
+            && errors[0].contains("github.app.private_key: ")
+            && errors[0].contains("is not a PEM RSA private key"),
+        "{errors:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

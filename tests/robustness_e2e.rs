@@ -469,6 +469,14 @@ path "secret/metadata/ci/deploy" { capabilities = ["read"] }
             "{why}: {}",
             st.stdout
         );
+        // No rotation is open: the command that retries, not resume/abandon.
+        assert!(
+            st.stdout.contains("    retry: ")
+                && st.stdout.contains("--rotate-now --token ci-deploy")
+                && !st.stdout.contains("abandon:"),
+            "{why}: {}",
+            st.stdout
+        );
     }
     for path in ["kv1/data/ci/deploy", "kv1/ci/deploy"] {
         let r = world
@@ -996,5 +1004,97 @@ async fn a_killed_create_whose_token_lands_during_the_next_run_is_taken() {
         .await
         .expect("secret");
     assert_eq!(secret["value"], late["token"]);
+    world.assert_no_leak().await;
+}
+
+/// Destinations verified in an earlier run that no longer hold the replacement when the old
+/// token is about to go (a Vault rollback, a restore, someone else's write of a GitHub secret)
+/// are written again first: the old token is deleted only once every destination holds the
+/// replacement again. Both when a failed rotation is resumed and at the end of a grace.
+#[tokio::test]
+async fn destinations_changed_since_they_were_verified_are_written_again_before_the_old_token_goes()
+{
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    org_put_fails(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    world.admin_delete("/faults").await;
+    let replacement = marked(&world, "ci-deploy", &old["id"])
+        .await
+        .expect("replacement");
+    // GitHub's updated_at is to the second: the other writer comes a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    world
+        .vault_write(
+            "ci/deploy",
+            json!({"ECI_ACCESS_TOKEN": value_of(&old), "DATABASE_URL": "postgres://db/app"}),
+        )
+        .await;
+    world
+        .admin_post(
+            "/github/secrets/seed",
+            json!({"scope": "repo:acme/web", "name": "ECI_ACCESS_TOKEN", "value": value_of(&old)}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    for key in [
+        "vault:secret/ci/deploy#ECI_ACCESS_TOKEN",
+        "github:repo:acme/web:ECI_ACCESS_TOKEN",
+    ] {
+        assert!(
+            run.stdout.lines().any(|l| l.contains(key)
+                && l.contains("no longer held replacement")
+                && l.contains("written again")),
+            "{key}: {}",
+            run.stdout
+        );
+    }
+    assert_eq!(
+        ids(&world, "ci-deploy").await,
+        vec![replacement["id"].clone()]
+    );
+    let want = value_of(&replacement);
+    let vault = world.vault_read("ci/deploy").await.expect("vault secret");
+    assert_eq!(vault["data"]["ECI_ACCESS_TOKEN"], want.as_str());
+    assert_eq!(vault["data"]["DATABASE_URL"], "postgres://db/app");
+    for (scope, name) in [
+        ("repo:acme/web", "ECI_ACCESS_TOKEN"),
+        ("org:acme", "ECI_TOKEN"),
+    ] {
+        let s = world.github_secret(scope, name).await.expect("secret");
+        assert_eq!(s["value"], want.as_str(), "{scope}");
+    }
+
+    // With a grace: the Vault value rolled back while the old token waits.
+    let policy = world.policy(&GITHUB_TWO.replace(
+        "name = \"ci-deploy\"\n",
+        "name = \"ci-deploy\"\ngrace = \"2s\"\n",
+    ));
+    let run = world.run(&policy, &["--rotate-now", "--force"]).await;
+    assert!(run.stdout.contains("kept (grace)"), "{}", run.all());
+    let newest = marked(&world, "ci-deploy", &replacement["id"])
+        .await
+        .expect("newest");
+    world
+        .vault_write("ci/deploy", json!({"ECI_ACCESS_TOKEN": want.as_str()}))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains("no longer held replacement"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ids(&world, "ci-deploy").await, vec![newest["id"].clone()]);
+    let vault = world.vault_read("ci/deploy").await.expect("vault secret");
+    assert_eq!(
+        vault["data"]["ECI_ACCESS_TOKEN"],
+        value_of(&newest).as_str()
+    );
     world.assert_no_leak().await;
 }

@@ -227,6 +227,18 @@ fn bad_lines_and_zones_say_what_is_wrong() {
         ("61 * * * *", "UTC", "invalid cron line \"61 * * * *\""),
         ("* * * * mon-xyz", "UTC", "invalid cron line"),
         ("0 0 31 2 *", "UTC", "never runs"),
+        // Steps that match only once: croner would take them silently.
+        (
+            "*/61 * * * *",
+            "UTC",
+            "minute step /61 is not smaller than the field (0-59)",
+        ),
+        (
+            "0 */24 * * *",
+            "UTC",
+            "hour step /24 is not smaller than the field (0-23)",
+        ),
+        ("*/90 * * * * *", "UTC", "second step /90"),
         (
             "0 * * * *",
             "Mars/Olympus",

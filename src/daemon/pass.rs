@@ -61,6 +61,9 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     };
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
+    for u in crate::rotation::unlisted_open_rotations(&store, &policy) {
+        tracing::warn!("{u}");
+    }
     crate::metrics::global().observe_run(
         &with_saved_destinations(&reports, &store, &policy),
         |name| {

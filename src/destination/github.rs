@@ -247,8 +247,8 @@ impl Github {
                     let not_before = server_date(&reply.headers)
                         .map(|d| d - took - chrono::Duration::seconds(1));
                     return Ok(Receipt {
-                        version: None,
                         not_before,
+                        ..Receipt::default()
                     });
                 }
                 StatusCode::UNPROCESSABLE_ENTITY if !refetched => {
@@ -270,27 +270,45 @@ impl Github {
         }
     }
 
-    /// The secret exists and its `updated_at` is no earlier than the write's `not_before`.
+    /// The secret exists and its `updated_at` is no earlier than the write's `not_before`;
+    /// returns that `updated_at`.
     pub async fn verify(
         &self,
         dest: &GithubDestination,
         receipt: &Receipt,
-    ) -> Result<(), DestError> {
+    ) -> Result<DateTime<Utc>, DestError> {
+        let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
+        let Some(updated_at) = self.updated_at(dest).await? else {
+            return Err(DestError::fatal(format!(
+                "GitHub secret {url} does not exist after the write"
+            )));
+        };
+        match receipt.not_before {
+            Some(t) if updated_at < t => Err(DestError::fatal(format!(
+                "GitHub secret {url} was not updated (updated_at {} is before our write at {})",
+                updated_at.to_rfc3339(),
+                t.to_rfc3339()
+            ))),
+            _ => Ok(updated_at),
+        }
+    }
+
+    /// The secret's `updated_at`, or `None` when GitHub shows no such secret.
+    pub async fn updated_at(
+        &self,
+        dest: &GithubDestination,
+    ) -> Result<Option<DateTime<Utc>>, DestError> {
         let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
         let reply = self.request(http::Method::GET, &url, None).await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if reply.status != StatusCode::OK {
             return Err(reply_error("GET", &url, &reply));
         }
         let meta: SecretMeta = serde_json::from_str(&reply.body)
             .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
-        match receipt.not_before {
-            Some(t) if meta.updated_at < t => Err(DestError::fatal(format!(
-                "GitHub secret {url} was not updated (updated_at {} is before our write at {})",
-                meta.updated_at.to_rfc3339(),
-                t.to_rfc3339()
-            ))),
-            _ => Ok(()),
-        }
+        Ok(Some(meta.updated_at))
     }
 
     /// GitHub's time now, as far as the last reply's `Date` tells (to the second).
@@ -312,21 +330,14 @@ impl Github {
         since_github: Option<DateTime<Utc>>,
         skew: chrono::Duration,
     ) -> Result<Option<DateTime<Utc>>, DestError> {
-        let url = format!("{}/{}", scope_path(dest), segment(&dest.secret));
-        let reply = self.request(http::Method::GET, &url, None).await?;
-        if reply.status == StatusCode::NOT_FOUND {
+        let Some(updated_at) = self.updated_at(dest).await? else {
             return Ok(None);
-        }
-        if reply.status != StatusCode::OK {
-            return Err(reply_error("GET", &url, &reply));
-        }
-        let meta: SecretMeta = serde_json::from_str(&reply.body)
-            .map_err(|e| DestError::fatal(format!("GitHub GET {url}: unreadable reply: {e}")))?;
+        };
         let earliest = match since_github {
             Some(t) => t - chrono::Duration::seconds(2),
             None => since - skew,
         };
-        Ok((meta.updated_at >= earliest).then_some(meta.updated_at))
+        Ok((updated_at >= earliest).then_some(updated_at))
     }
 
     /// Prove this client can write `dest`'s scope without writing: fetch the scope's public key
@@ -650,6 +661,10 @@ fn reply_error(method: &str, path: &str, r: &Reply) -> DestError {
     }
     if r.status.is_server_error() {
         DestError::transient(message)
+    } else if r.status == StatusCode::UNAUTHORIZED {
+        DestError::fatal(format!(
+            "{message}; GitHub does not accept the [github] credential (wrong, expired or revoked)"
+        ))
     } else {
         DestError::fatal(message)
     }

@@ -66,6 +66,10 @@ pub struct Receipt {
     /// reach at least this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// GitHub: the secret's `updated_at` when the write was verified; a later one means
+    /// someone wrote the secret since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_updated_at: Option<DateTime<Utc>>,
 }
 
 /// Facts about the token recorded beside its value (never the value).

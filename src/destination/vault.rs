@@ -250,7 +250,7 @@ impl Vault {
             .await?;
         Ok(Receipt {
             version: Some(version),
-            not_before: None,
+            ..Receipt::default()
         })
     }
 
@@ -282,6 +282,22 @@ impl Vault {
                 dest.path, dest.key
             ))),
         }
+    }
+
+    /// The secret's current KV version, and whether the key holds `value` (`None` when the
+    /// value is not at hand to compare).
+    pub async fn current(
+        &self,
+        dest: &VaultDestination,
+        value: Option<&SecretValue>,
+    ) -> Result<(Option<u64>, Option<bool>), DestError> {
+        let mount = self.mount(dest);
+        let (data, version) = self.with_retries(|| self.read(mount, &dest.path)).await?;
+        let holds = value.map(|want| match data.get(&dest.key) {
+            Some(Value::String(s)) => SecretValue::new(s.clone()).same_as(want),
+            _ => false,
+        });
+        Ok((version, holds))
     }
 
     /// Read the value currently stored at a destination (used to find out what is live).
@@ -460,7 +476,17 @@ impl Vault {
         vaultrs::api::exec_with_result(&*client, request)
             .await
             .map(|_| ())
-            .map_err(|e| classify("Vault token lookup-self", &e))
+            .map_err(|e| {
+                let e = classify("Vault token lookup-self", &e);
+                if e.message.contains("permission denied") {
+                    DestError::fatal(format!(
+                        "Vault refused the token (it is wrong, expired or revoked): {}",
+                        e.message
+                    ))
+                } else {
+                    e
+                }
+            })
     }
 
     /// What the logged-in token may do on each of `paths` (full API paths such as

@@ -30,9 +30,14 @@ pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
         Ok(source) => parse(&source, path),
         Err(message) => {
             // The error names the file first; say it once.
-            let message = message
+            let mut message = message
                 .replace(&format!(" `{}`", path.display()), "")
                 .replace("cannot read file", "cannot read policy file");
+            if !path.exists() {
+                message.push_str(
+                    " (name the policy with --config PATH or ECI_SECRET_SYNC_CONFIG; config.example.toml is a start)",
+                );
+            }
             Err(PolicyErrors(vec![PolicyError::whole_file(path, message)]))
         }
     }

@@ -318,8 +318,20 @@ pub(crate) fn check_all(cx: &mut Ctx<'_>) {
         if matches!(secret.get_ref(), SecretRef::Vault { .. }) {
             continue;
         }
-        let Err(mut message) = secret.get_ref().resolve() else {
-            continue;
+        let mut message = match secret.get_ref().resolve() {
+            Ok(value) if key == "github.app.private_key" => {
+                // Read as the GitHub client will: a key it cannot use fails every run.
+                match octocrab::EncodingKey::from_rsa_pem(value.expose().as_bytes()) {
+                    Ok(_) => continue,
+                    Err(e) => format!(
+                        "{} is not a PEM RSA private key ({e}); use the .pem file GitHub gives for the App \
+                         (it starts with -----BEGIN RSA PRIVATE KEY-----)",
+                        secret.get_ref().describe()
+                    ),
+                }
+            }
+            Ok(_) => continue,
+            Err(message) => message,
         };
         if let SecretRef::File(path) = secret.get_ref() {
             let relative = cx

@@ -406,6 +406,8 @@ impl Engine {
         mut rot: Rotation,
         report: &mut TokenReport,
     ) -> Step<()> {
+        let run_started = Utc::now();
+        let mut value_at_hand: Option<SecretValue> = None;
         // Keep the journal's destinations in step with the policy: one may have been added; one
         // removed is kept, marked, for what it may hold (it no longer blocks the rotation).
         let keys = self.dest_keys(policy);
@@ -429,10 +431,12 @@ impl Engine {
             };
             self.sync_destinations(policy, &mut rot, &value, report)
                 .await?;
+            value_at_hand = Some(value);
         } else if matches!(rot.phase, Phase::Planned | Phase::Creating) {
             let value = self.create_replacement(policy, &mut rot, report).await?;
             self.sync_destinations(policy, &mut rot, &value, report)
                 .await?;
+            value_at_hand = Some(value);
         } else {
             report.destinations = rot
                 .destinations
@@ -463,6 +467,10 @@ impl Engine {
             rot.phase = Phase::Deleting;
             self.save(&rot)?;
         }
+        // Verified in an earlier run (days ago, or before a grace): still so? A Vault rollback,
+        // a restore or another writer may have put something else there since.
+        self.recheck_before_delete(policy, &mut rot, run_started, value_at_hand, report)
+            .await?;
         if self.is_own(&rot.token_name) {
             self.switch_own_credential(&rot).await?;
         }
@@ -481,6 +489,154 @@ impl Engine {
         self.finish(&rot)?;
         report.outcome = Outcome::Rotated { old_deleted: true };
         Ok(())
+    }
+
+    /// Before the old token goes: each destination verified before this run started is asked
+    /// again whether it still holds the replacement (Vault: its value; GitHub: the secret is
+    /// there and nobody updated it since it was verified). One that does not is written again
+    /// and verified; if that fails, the old token is kept and the rotation stays open.
+    async fn recheck_before_delete(
+        &self,
+        policy: &TokenPolicy,
+        rot: &mut Rotation,
+        run_started: DateTime<Utc>,
+        mut value: Option<SecretValue>,
+        report: &mut TokenReport,
+    ) -> Step<()> {
+        let earlier: Vec<Destination> = Destination::of(policy)
+            .into_iter()
+            .filter(|d| {
+                rot.destinations
+                    .get(&d.key(&self.default_mount))
+                    .is_some_and(|s| {
+                        !s.removed
+                            && s.status == DestStatus::Verified
+                            && s.at.is_none_or(|at| at < run_started)
+                    })
+            })
+            .collect();
+        if earlier.is_empty() {
+            return Ok(());
+        }
+        let new_id = rot.new_id.clone().unwrap_or_default();
+        if value.is_none() && earlier.iter().any(|d| matches!(d, Destination::Vault(_))) {
+            value = self.replacement_value(rot).await;
+        }
+        let mut changed = Vec::new();
+        for dest in &earlier {
+            let key = dest.key(&self.default_mount);
+            let Some(state) = rot.destinations.get(&key) else {
+                continue;
+            };
+            let receipt = state.receipt.clone().unwrap_or_default();
+            let why = match dest {
+                Destination::Vault(v) => {
+                    let (version, holds) = self
+                        .vault()
+                        .map_err(|e| e.message)?
+                        .current(v, value.as_ref())
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "checking {key} still holds replacement {new_id} before deleting the old token: {}; the old token {} stays alive, the next run checks again",
+                                e.message, rot.old_id
+                            )
+                        })?;
+                    match holds {
+                        Some(true) => None,
+                        Some(false) => Some("it holds another value now".to_string()),
+                        None if version == receipt.version => None,
+                        None => {
+                            return Err(format!(
+                                "{key} was written since it was verified (version {} now, {} then) and replacement {new_id}'s value cannot be read back from ECI to compare; the old token {} stays alive",
+                                version.map_or("none".into(), |v| v.to_string()),
+                                receipt.version.map_or("?".into(), |v| v.to_string()),
+                                rot.old_id
+                            ));
+                        }
+                    }
+                }
+                Destination::Github(g) => {
+                    let now = self
+                        .github()
+                        .map_err(|e| e.message)?
+                        .updated_at(g)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "checking {key} still holds replacement {new_id} before deleting the old token: {}; the old token {} stays alive, the next run checks again",
+                                e.message, rot.old_id
+                            )
+                        })?;
+                    match (now, receipt.verified_updated_at) {
+                        (None, _) => Some("the secret is gone".to_string()),
+                        (Some(now), Some(then)) if now != then => Some(format!(
+                            "GitHub shows it updated {} by someone else",
+                            now.format("%Y-%m-%d %H:%M:%S UTC")
+                        )),
+                        _ => None,
+                    }
+                }
+            };
+            if let Some(why) = why {
+                changed.push((key, why));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for (key, why) in &changed {
+            tracing::warn!(token = %policy.name, destination = %key, reason = %why, "destination no longer holds the replacement; writing it again");
+            report.warnings.push(format!(
+                "{key} no longer held replacement {new_id} ({why}); written again before the old token is deleted"
+            ));
+            if let Some(state) = rot.destinations.get_mut(key) {
+                let mut again = DestState::pending();
+                again.last_error = Some(format!("no longer held the replacement: {why}"));
+                *state = again;
+            }
+        }
+        self.save(rot)?;
+        let Some(value) = value.or(self.replacement_value(rot).await) else {
+            return Err(format!(
+                "{} no longer hold replacement {new_id} and its value cannot be read back from ECI to write it again; \
+                 the old token {} stays alive",
+                changed
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                rot.old_id
+            ));
+        };
+        report.destinations.clear();
+        self.sync_destinations(policy, rot, &value, report).await
+    }
+
+    /// The replacement's value, from the credential in use when it is that one, else from ECI.
+    async fn replacement_value(&self, rot: &Rotation) -> Option<SecretValue> {
+        let new_id = rot.new_id.as_deref()?;
+        if self.is_own(&rot.token_name) {
+            let own = self.eci.token();
+            if rot.new_fingerprint.as_deref() == Some(own.fingerprint().as_str()) {
+                return Some(own);
+            }
+        }
+        let token = match self.eci.get(new_id).await {
+            Ok(t) if t.value.is_some() => t,
+            _ => self
+                .eci
+                .list_named(&rot.token_name)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|t| t.id == new_id)?,
+        };
+        let v = token.value?;
+        rot.new_fingerprint
+            .as_deref()
+            .is_none_or(|f| f == v.fingerprint())
+            .then_some(v)
     }
 
     /// Close `name`'s open rotation. Its replacement is deleted when no destination holds it;
@@ -1106,7 +1262,13 @@ impl Engine {
                     rot.earlier_attempts.push(refused);
                 }
                 self.save(rot)?;
-                Err(format!("creating the replacement: {e}"))
+                Err(format!(
+                    "creating the replacement: {e}; no replacement was made, the old token is unchanged. \
+                     Fix the cause, then {cmd} --rotate-now --token {name} (or the daemon's next pass) \
+                     tries again; {cmd} --abandon {name} closes the open rotation instead",
+                    cmd = self.command,
+                    name = policy.name
+                ))
             }
         }
     }
@@ -1145,8 +1307,12 @@ impl Engine {
             Some(v) => v,
             None => {
                 return Err(format!(
-                    "replacement {} came without a readable value",
-                    token.id
+                    "replacement {id} came without a readable value (ECI does not show it), so no \
+                     destination can be given it and none was; the old token is unchanged. \
+                     {cmd} --abandon {name} deletes {id} and closes the rotation; the next run then starts over",
+                    id = token.id,
+                    cmd = self.command,
+                    name = rot.token_name
                 ));
             }
         };
@@ -1288,8 +1454,9 @@ impl Engine {
     ) -> Result<(), DestError> {
         if state.status == DestStatus::Pushed
             && let Some(receipt) = &state.receipt
-            && self.verify(dest, value, receipt).await.is_ok()
+            && let Ok(seen) = self.verify(dest, value, receipt).await
         {
+            Self::note_verified(rot, key, seen);
             return Ok(());
         }
         if let Some(entry) = rot.destinations.get_mut(key)
@@ -1319,18 +1486,30 @@ impl Engine {
             fingerprint: Some(&fp),
             ..Entry::new(Action::Pushed, &rot.token_name)
         });
-        self.verify(dest, value, &receipt).await
+        let seen = self.verify(dest, value, &receipt).await?;
+        Self::note_verified(rot, key, seen);
+        Ok(())
     }
 
+    /// Keep GitHub's `updated_at` as verified, to tell later whether someone wrote since.
+    fn note_verified(rot: &mut Rotation, key: &str, seen: Option<DateTime<Utc>>) {
+        if let Some(entry) = rot.destinations.get_mut(key)
+            && let Some(receipt) = entry.receipt.as_mut()
+        {
+            receipt.verified_updated_at = seen;
+        }
+    }
+
+    /// Verify a write; for GitHub, the secret's `updated_at` seen.
     async fn verify(
         &self,
         dest: &Destination,
         value: &SecretValue,
         receipt: &crate::destination::Receipt,
-    ) -> Result<(), DestError> {
+    ) -> Result<Option<DateTime<Utc>>, DestError> {
         match dest {
-            Destination::Vault(v) => self.vault()?.verify(v, value, receipt).await,
-            Destination::Github(g) => self.github()?.verify(g, receipt).await,
+            Destination::Vault(v) => self.vault()?.verify(v, value, receipt).await.map(|()| None),
+            Destination::Github(g) => self.github()?.verify(g, receipt).await.map(Some),
         }
     }
 
@@ -1448,6 +1627,33 @@ impl Engine {
             None => Err("no state folder: cannot record a rotation".into()),
         }
     }
+}
+
+/// Open rotations of tokens the policy no longer lists (its `[[token]]` was removed while a
+/// rotation was open): each has a live replacement beside a live old token, and destinations
+/// that may hold either. One line per rotation for the operator.
+pub fn unlisted_open_rotations(
+    store: &crate::state::Store,
+    policy: &crate::policy::Policy,
+) -> Vec<String> {
+    let open: Vec<Rotation> = store.load_all(ROTATIONS).unwrap_or_default();
+    open.into_iter()
+        .filter(|r| !policy.tokens.iter().any(|t| t.name == r.token_name))
+        .map(|r| {
+            format!(
+                "{} has an open rotation (phase {}, since {}; old token {}{}) but the policy no longer lists it: \
+                 nothing is done about it. Put its [[token]] back to finish it (or then --abandon it)",
+                r.token_name,
+                r.phase.as_str(),
+                report::when(r.started),
+                r.old_id,
+                r.new_id
+                    .as_ref()
+                    .map(|n| format!(", replacement {n} alive"))
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// How long after a failed create its token may still appear (a gateway that gave up while
