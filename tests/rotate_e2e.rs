@@ -432,3 +432,37 @@ name = "registry"
     );
     world.assert_no_leak().await;
 }
+
+/// Tokens rotated at once into the same repository share one fetch of its public key (GitHub
+/// counts every request against the credential's rate limit).
+#[tokio::test]
+async fn tokens_rotated_together_fetch_a_scopes_key_once() {
+    let world = World::new().await;
+    let mut tokens = String::from("[defaults]\nconcurrency = 4\n");
+    for i in 0..4 {
+        world
+            .seed_token(&format!("ci-{i}"), Some(chrono::Duration::days(3)))
+            .await;
+        tokens.push_str(&format!(
+            "[[token]]\nname = \"ci-{i}\"\n  [[token.github]]\n  repo = \"acme/web\"\n  secret = \"ECI_{i}\"\n"
+        ));
+    }
+    let policy = world.policy(&tokens);
+    world.admin_delete("/requests").await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("4 rotated"), "{}", run.stdout);
+    let log = world.admin_get("/requests").await;
+    let key_fetches = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/repos/acme/web/actions/secrets/public-key"))
+        })
+        .count();
+    assert_eq!(key_fetches, 1);
+    world.assert_no_leak().await;
+}

@@ -44,6 +44,8 @@ struct GithubMessage {
 pub struct Github {
     crab: Octocrab,
     keys: Mutex<HashMap<String, PublicKey>>,
+    /// One fetch of a scope's key at a time: tokens checked at once share it.
+    key_fetches: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
     repo_ids: Mutex<HashMap<String, u64>>,
     write_gate: Mutex<Option<Instant>>,
     write_interval: Duration,
@@ -124,6 +126,7 @@ impl Github {
         Ok(Self {
             crab,
             keys: Mutex::new(HashMap::new()),
+            key_fetches: Mutex::new(HashMap::new()),
             repo_ids: Mutex::new(HashMap::new()),
             clock_offset: std::sync::Mutex::new(None),
             write_gate: Mutex::new(None),
@@ -417,6 +420,14 @@ impl Github {
     }
 
     async fn public_key(&self, base: &str, refresh: bool) -> Result<PublicKey, DestError> {
+        let gate = self
+            .key_fetches
+            .lock()
+            .await
+            .entry(base.to_string())
+            .or_default()
+            .clone();
+        let _one = gate.lock().await;
         if !refresh && let Some(k) = self.keys.lock().await.get(base) {
             return Ok(k.clone());
         }

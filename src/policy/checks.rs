@@ -10,19 +10,21 @@ use super::secret_ref::SecretRef;
 use super::tokens::BuiltToken;
 
 pub(crate) fn unique_names(cx: &mut Ctx<'_>, tokens: &[BuiltToken]) {
-    let mut first: HashMap<&str, usize> = HashMap::new();
+    // Where each name was first seen; its line is only worked out for a message (counting
+    // lines for every token would make a large policy quadratic).
+    let mut first: HashMap<&str, &Span> = HashMap::new();
     for (i, token) in tokens.iter().enumerate() {
         let Some(at) = &token.name_at else { continue };
         let name = token.policy.name.as_str();
-        let line = cx.line_of(at);
         match first.get(name) {
-            Some(first_line) => {
+            Some(first_at) => {
+                let first_line = cx.line_of(first_at);
                 let message =
                     format!("duplicate token name `{name}` (first defined at line {first_line})");
                 cx.error(at, format!("token[{i}].name"), message);
             }
             None => {
-                first.insert(name, line);
+                first.insert(name, at);
             }
         }
     }
@@ -35,7 +37,7 @@ pub(crate) fn unique_destinations(
     vault: Option<&VaultSection>,
 ) {
     let default_mount = vault.map_or("secret", |v| v.mount.as_str());
-    let mut seen: HashMap<String, (usize, &str)> = HashMap::new();
+    let mut seen: HashMap<String, (Span, &str)> = HashMap::new();
     for token in tokens {
         let places = token
             .policy
@@ -57,7 +59,7 @@ pub(crate) fn unique_destinations(
 
 fn duplicate_check<'t>(
     cx: &mut Ctx<'_>,
-    seen: &mut HashMap<String, (usize, &'t str)>,
+    seen: &mut HashMap<String, (Span, &'t str)>,
     place: String,
     span: &Span,
     key: &str,
@@ -69,13 +71,14 @@ fn duplicate_check<'t>(
     } else {
         place.clone()
     };
-    if let Some((line, first_token)) = seen.get(&identity) {
+    if let Some((first_at, first_token)) = seen.get(&identity) {
+        let line = cx.line_of(first_at);
         let message = format!(
             "duplicate destination: {place} is already written by token `{first_token}` (line {line})"
         );
         cx.error(span, key, message);
     } else {
-        seen.insert(identity, (cx.line_of(span), token));
+        seen.insert(identity, (span.clone(), token));
     }
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct Ctx<'s> {
     pub relative_files: Vec<(Span, PathBuf)>,
     /// The load time: date lifetimes are judged against it.
     pub now: DateTime<Utc>,
+    /// Byte offset of each line's end (`\n`), to find a line without rescanning the file.
+    newlines: Vec<usize>,
 }
 
 impl<'s> Ctx<'s> {
@@ -38,6 +40,7 @@ impl<'s> Ctx<'s> {
             secret_refs: Vec::new(),
             relative_files: Vec::new(),
             now: Utc::now(),
+            newlines: source.match_indices('\n').map(|(i, _)| i).collect(),
         }
     }
 
@@ -46,8 +49,10 @@ impl<'s> Ctx<'s> {
         self.errors.push(error);
     }
 
+    /// 1-based line of the span's start (as [`super::error::line_column`] counts it).
     pub fn line_of(&self, span: &Span) -> usize {
-        super::error::line_column(self.source, span.start).0
+        let offset = span.start.min(self.source.len());
+        self.newlines.partition_point(|&n| n < offset) + 1
     }
 }
 
