@@ -492,7 +492,7 @@ async fn grace_keeps_the_old_token_until_it_has_passed() {
         .await;
     let policy = world.policy(&GITHUB_ONLY.replace(
         "name = \"ci-deploy\"",
-        "name = \"ci-deploy\"\ngrace = \"2s\"",
+        "name = \"ci-deploy\"\ngrace = \"5s\"",
     ));
     let first = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(first.code, 0, "{}", first.all());
@@ -510,8 +510,22 @@ async fn grace_keeps_the_old_token_until_it_has_passed() {
     );
     let st = world.run(&policy, &["--status"]).await;
     assert!(st.stdout.contains("ci-deploy: grace"), "{}", st.stdout);
+    // A run during the grace rotates nothing, and says so.
+    let waiting = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(waiting.code, 0, "{}", waiting.all());
+    assert!(
+        waiting
+            .stdout
+            .contains("ci-deploy: in grace: the replacement is in place")
+            && waiting
+                .stdout
+                .contains("0 rotated, 0 not due, 0 failed, 1 in grace"),
+        "{}",
+        waiting.stdout
+    );
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     let later = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(later.code, 0, "{}", later.all());
     assert!(

@@ -259,6 +259,30 @@ async fn failing_github_keeps_old_token_and_next_run_reuses_the_replacement() {
     assert!(data["data"]["ECI_ACCESS_TOKEN"] == value_of(&replacement).as_str());
 
     world.admin_delete("/faults").await;
+    // A dry run says where the open rotation stands: which destinations are left.
+    let dry = world.run(&policy, &["--rotate-now", "--dry-run"]).await;
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    let lines: Vec<&str> = dry.stdout.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("would resume the open rotation")),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("synced") && l.contains("vault:secret/ci/deploy")),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with("FAILED")
+            && l.contains("github:repo:acme/web:ECI_ACCESS_TOKEN")),
+        "{}",
+        dry.stdout
+    );
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     let named = world.eci_named("ci-deploy").await;
@@ -343,6 +367,28 @@ async fn force_and_token_filter_rotate_only_the_named_token() {
     let now_ro = world.eci_named("ci-readonly").await;
     assert_eq!(now_ro.len(), 1);
     assert_ne!(now_ro[0]["id"], ro["id"]);
+
+    // Forcing a token that lives longer than `lifetime` gives a replacement that expires
+    // sooner: said before (dry run) and when it happens.
+    let short = world.policy(&DEPLOY.replacen("lifetime = \"90d\"", "lifetime = \"30d\"", 1));
+    for args in [
+        &[
+            "--rotate-now",
+            "--token",
+            "ci-deploy",
+            "--force",
+            "--dry-run",
+        ][..],
+        &["--rotate-now", "--token", "ci-deploy", "--force"][..],
+    ] {
+        let run = world.run(&short, args).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(
+            run.stdout.contains("sooner than the"),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
 
     let bad = world
         .run(&policy, &["--rotate-now", "--token", "nope"])

@@ -92,7 +92,15 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
         scheduled,
         started,
         finished: Utc::now(),
-        rotated: count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })),
+        // A token found waiting out its grace was not rotated by this pass.
+        rotated: reports
+            .iter()
+            .filter(|r| match r.outcome {
+                Outcome::Rotated { .. } => true,
+                Outcome::GracePending { .. } => !r.resumed,
+                _ => false,
+            })
+            .count(),
         not_due: count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
         failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         error: None,

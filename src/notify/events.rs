@@ -355,12 +355,25 @@ impl Cx<'_> {
             return;
         }
         let thresholds = self.thresholds_of(&t.name);
+        // A replacement this program made (its `rotated` message told its expiry) that is first
+        // seen here, as when notifications are turned on after its rotation, never crossed the
+        // thresholds beyond its whole lifetime (a 30-day token is born inside a 30d threshold):
+        // those are not announced. A token made by hand is announced as it is found.
+        let ours = t.description.contains(crate::rotation::MARKER);
+        let born_inside: Vec<u64> = match (t.created, t.expires) {
+            (Some(created), Some(expires)) if ours => thresholds
+                .iter()
+                .filter(|th| expires - chrono_dur(**th) <= created)
+                .map(|th| th.as_secs())
+                .collect(),
+            _ => Vec::new(),
+        };
         let entry = mem
             .tokens
             .entry(t.id.clone())
             .or_insert_with(|| TokenMemory {
                 name: t.name.clone(),
-                thresholds_sent: Vec::new(),
+                thresholds_sent: born_inside,
                 expired_sent: false,
                 last_seen: now,
             });

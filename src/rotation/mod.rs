@@ -347,6 +347,16 @@ impl Engine {
                 report.old_id = Some(current.id.clone());
                 report.old_expires = current.expires;
                 report.forced = reason == Reason::Forced;
+                if report.forced
+                    && !opts.dry_run
+                    && current.expires.is_some_and(|old| old > new_expires)
+                {
+                    report.warnings.push(format!(
+                        "forced: the replacement expires {}, sooner than the token it replaces ({}); `lifetime` sets how long replacements live",
+                        report::when(new_expires),
+                        current.expires.map(report::when).unwrap_or_default()
+                    ));
+                }
                 if !self.is_own(&policy.name)
                     && current
                         .value
@@ -392,6 +402,17 @@ impl Engine {
                     report.outcome = Outcome::WouldResume {
                         phase: format!("{:?}", rot.phase).to_lowercase(),
                     };
+                    // Where each destination stands: what the resumed run would still write.
+                    report.new_id = rot.new_id.clone();
+                    report.new_expires = rot.new_expires;
+                    report.destinations = self
+                        .dest_keys(policy)
+                        .iter()
+                        .map(|k| match rot.destinations.get(k) {
+                            Some(d) => DestReport::from_state(k, d),
+                            None => DestReport::planned(k.clone()),
+                        })
+                        .collect();
                     return Ok(());
                 }
                 self.advance(policy, rot, report).await

@@ -123,8 +123,11 @@ pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         format!("{days}d {hours}h")
     } else if hours > 0 {
         format!("{hours}h {mins}m")
-    } else {
+    } else if mins > 0 {
         format!("{mins}m")
+    } else {
+        // Seconds away: "in 0m" reads as "now".
+        "<1m".to_string()
     };
     if future {
         format!("in {span}")
@@ -155,15 +158,27 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
                 "never expires: nothing to rotate (consider giving it an expiry)".into()
             }
             Outcome::WouldRotate { new_expires } => format!(
-                "{}: would create a replacement expiring {}, write it to {} destination(s), then delete the old token",
+                "{}: would create a replacement expiring {}{}, write it to {} destination(s), then delete the old token",
                 if r.forced { "forced" } else { "due" },
                 when(*new_expires),
+                match r.old_expires {
+                    Some(old) if old > *new_expires => format!(
+                        " (sooner than the current token, which expires {}: set `lifetime` to keep more)",
+                        when(old)
+                    ),
+                    _ => String::new(),
+                },
                 r.destinations.len()
             ),
             Outcome::WouldResume { phase } => {
                 format!("would resume the open rotation (at {phase})")
             }
             Outcome::Rotated { .. } => "rotated".into(),
+            // A run that found the rotation already waiting out its grace rotated nothing.
+            Outcome::GracePending { until } if r.resumed => format!(
+                "in grace: the replacement is in place; old token deleted at the first run after {}",
+                when(*until)
+            ),
             Outcome::GracePending { until } => format!(
                 "rotated; old token kept for the grace period, deleted at the first run after {}",
                 when(*until)
@@ -212,10 +227,14 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
         }
     }
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+    let waiting = reports
+        .iter()
+        .filter(|r| r.resumed && matches!(r.outcome, Outcome::GracePending { .. }))
+        .count();
     let _ = writeln!(
         out,
-        "{} rotated, {} not due, {} failed{}",
-        count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })),
+        "{} rotated, {} not due, {} failed{}{}",
+        count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })) - waiting,
         count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
         count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         {
@@ -226,6 +245,11 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
             } else {
                 String::new()
             }
+        },
+        if waiting > 0 {
+            format!(", {waiting} in grace")
+        } else {
+            String::new()
         }
     );
     out

@@ -394,3 +394,37 @@ fn a_same_named_token_the_rotation_leaves_alone_is_not_called_managed() {
         got[0].summary
     );
 }
+
+/// A replacement this program made, first seen already inside a threshold it was born inside
+/// (a 30-day token under a 30d threshold, as when notifications are turned on after its
+/// rotation), is not announced for it; the next threshold it crosses is. A token made by hand
+/// the same way is announced at once.
+#[test]
+fn thresholds_a_replacement_was_born_inside_are_not_announced() {
+    let mut w = World::new(
+        section(&[30, 14, 7, 1], Watch::All),
+        vec![managed("a"), managed("b")],
+    );
+    let fresh = Token {
+        created: Some(t0()),
+        description: "managed by eci-secret-sync [eci-secret-sync]".into(),
+        ..token("1", "a", Some(Cd::days(30)))
+    };
+    let by_hand = Token {
+        created: Some(t0()),
+        ..token("2", "b", Some(Cd::days(30)))
+    };
+    let listing = vec![fresh, by_hand];
+    use EventKind::*;
+    assert_eq!(
+        views(&w.step(Cd::minutes(1), Some(&listing), &[])),
+        vec![exp(Expiring, "b", Some("30d"))]
+    );
+    assert_eq!(
+        views(&w.step(Cd::days(16) + Cd::hours(1), Some(&listing), &[])),
+        vec![
+            exp(Expiring, "a", Some("14d")),
+            exp(Expiring, "b", Some("14d"))
+        ]
+    );
+}
