@@ -78,7 +78,8 @@ pub struct OtherToken {
     pub expires: Option<DateTime<Utc>>,
     /// kept (`--abandon --force`, or unreadable while destinations hold it: deleted after the
     /// next complete rotation), orphan (made by this program, used by nothing: deleted at the
-    /// next run), unrecorded (carries this program's marker, but the state folder has no record
+    /// next run), attempt (made by a lost or refused create of the open rotation: taken by the
+    /// next run, deleted by `--abandon`), unrecorded (carries this program's marker, but the state folder has no record
     /// of creating it: never touched), foreign (not made by this program: never touched)
     pub kind: &'static str,
 }
@@ -161,6 +162,10 @@ pub async fn gather(
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
         let failure: Option<LastFailure> =
             store.and_then(|s| s.load(FAILURES, &t.name).ok().flatten());
+        let attempts: Vec<String> = match (&open, &named) {
+            (Some(rot), Some(named)) => crate::rotation::attempt_token_ids(rot, named, &held),
+            _ => Vec::new(),
+        };
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
         if let Some(f) = failure {
             // A failed run outranks what the saved state alone would say (a rotation refused
@@ -170,7 +175,13 @@ pub async fn gather(
             }
             st.last_error = Some(f);
         }
-        st.other_tokens = other_tokens(&st, named.as_deref().unwrap_or_default(), &held, &minted);
+        st.other_tokens = other_tokens(
+            &st,
+            named.as_deref().unwrap_or_default(),
+            &held,
+            &minted,
+            &attempts,
+        );
         status.tokens.push(st);
     }
     status
@@ -183,6 +194,7 @@ fn other_tokens(
     named: &[Token],
     held: &[String],
     minted: &[String],
+    attempts: &[String],
 ) -> Vec<OtherToken> {
     let replacement = st.open_rotation.as_ref().and_then(|o| o.new_id.as_deref());
     named
@@ -193,6 +205,8 @@ fn other_tokens(
             expires: t.expires,
             kind: if held.contains(&t.id) {
                 "kept"
+            } else if attempts.contains(&t.id) {
+                "attempt"
             } else if minted.contains(&t.id) {
                 "orphan"
             } else if t.description.contains(MARKER) {
@@ -434,6 +448,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 }
                 "orphan" => {
                     "made by this program, used by no rotation: the next run deletes it once no destination holds it"
+                }
+                "attempt" => {
+                    "made by a create of the open rotation whose reply was lost or refused: the next run takes it as the replacement, --abandon deletes it"
                 }
                 "unrecorded" => {
                     "carries this program's marker, but this state folder has no record of creating it: left alone"

@@ -802,6 +802,16 @@ async fn a_create_that_lands_after_it_was_looked_for_is_taken_next_run() {
                    "expires": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
         )
         .await;
+    // --status tells what the next run will do with it.
+    let st = world.run(&policy, &["--status"]).await;
+    let late_id = late["id"].as_str().expect("id");
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.contains(late_id) && l.contains("made by a create of the open rotation")),
+        "{}",
+        st.stdout
+    );
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(ids(&world, "ci-deploy").await, vec![late["id"].clone()]);

@@ -1677,6 +1677,15 @@ pub fn unlisted_open_rotations(
         .collect()
 }
 
+/// The ids of `named` that create attempts of the open rotation `rot` may have made (what the
+/// next run takes as its replacement, or `--abandon` deletes).
+pub fn attempt_token_ids(rot: &Rotation, named: &[Token], held: &[String]) -> Vec<String> {
+    attempt_tokens(rot, named, held)
+        .into_iter()
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 /// How long after a failed create its token may still appear (a gateway that gave up while
 /// ECI went on) and be taken for that create's: anything later is someone else's.
 const LATE_CREATE: chrono::Duration = chrono::Duration::minutes(30);
