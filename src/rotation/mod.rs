@@ -195,6 +195,13 @@ impl Engine {
             .iter()
             .filter(|t| t.id != record.current_id && t.description.contains(MARKER))
             .collect();
+        // Each is judged again now: what the planning said about it no longer holds.
+        report.warnings.retain(|w| {
+            !orphans.iter().any(|o| {
+                w.starts_with(&format!("orphan replacement {} ", o.id))
+                    || w.starts_with(&format!("token {} carries this program's marker", o.id))
+            })
+        });
         if !orphans.is_empty() {
             self.clean_orphans(policy, &orphans, true, &held, false, report)
                 .await;
