@@ -56,6 +56,18 @@ pub async fn run(cli: &Cli) -> u8 {
                 cli.config.display(),
                 policy.tokens.len()
             );
+            let watched: Vec<&str> = policy
+                .tokens
+                .iter()
+                .filter(|t| t.vault.is_empty() && t.github.is_empty())
+                .map(|t| t.name.as_str())
+                .collect();
+            if !watched.is_empty() {
+                crate::say!(
+                    "watched only (no destinations, so never rotated; their expiry is reported and notified): {}",
+                    watched.join(", ")
+                );
+            }
             crate::say_raw!("{}", crate::daemon::next_runs_text(&policy));
             if !cli.online {
                 return exit::OK;

@@ -66,6 +66,27 @@ pub struct Metrics {
 struct Known {
     tokens: std::collections::BTreeSet<String>,
     destinations: std::collections::BTreeSet<(String, String)>,
+    /// What the policy in force lists (set at start and on each reload): a pass that began
+    /// under an older policy does not bring back what a reload took out.
+    listed: Option<Listed>,
+}
+
+/// The token names, and (token, destination) pairs, of a policy.
+type Listed = (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<(String, String)>,
+);
+
+impl Known {
+    fn lists(&self, name: &str, destination: Option<&str>) -> bool {
+        let Some((tokens, destinations)) = &self.listed else {
+            return true;
+        };
+        match destination {
+            None => tokens.contains(name),
+            Some(d) => destinations.contains(&(name.to_string(), d.to_string())),
+        }
+    }
 }
 
 impl Metrics {
@@ -167,8 +188,7 @@ impl Metrics {
         }
         if let Some(pass) = last_pass {
             self.last_run.set(pass.finished.timestamp() as f64);
-            self.last_run_success
-                .set(i64::from(pass.error.is_none() && pass.failed == 0));
+            self.last_run_success.set(i64::from(pass.succeeded()));
         }
     }
 
@@ -178,6 +198,18 @@ impl Metrics {
         let Ok(mut known) = self.known.lock() else {
             return;
         };
+        known.listed = Some((
+            policy.tokens.iter().map(|t| t.name.clone()).collect(),
+            policy
+                .tokens
+                .iter()
+                .flat_map(|t| {
+                    crate::destination::Destination::of(t)
+                        .into_iter()
+                        .map(|d| (t.name.clone(), d.key(default_mount)))
+                })
+                .collect(),
+        ));
         known.tokens.retain(|name| {
             let keep = policy.tokens.iter().any(|t| &t.name == name);
             if !keep {
@@ -211,6 +243,14 @@ impl Metrics {
             }
             keep
         });
+    }
+
+    /// The policy in force lists this token (or its destination); true before any is known.
+    fn lists(&self, name: &str, destination: Option<&str>) -> bool {
+        self.known
+            .lock()
+            .map(|k| k.lists(name, destination))
+            .unwrap_or(true)
     }
 
     fn note(&self, name: &str, destination: Option<&str>) {
@@ -249,6 +289,9 @@ impl Metrics {
     }
 
     fn set_destination(&self, name: &str, destination: &str, current: &str) {
+        if !self.lists(name, Some(destination)) {
+            return;
+        }
         self.note(name, Some(destination));
         for s in ["synced", "failed", "pending"] {
             self.destination_status
@@ -267,10 +310,10 @@ impl Metrics {
         reports: &[TokenReport],
         rotate_before: impl Fn(&str) -> Option<std::time::Duration>,
     ) {
-        for r in reports {
+        for r in reports.iter().filter(|r| self.lists(&r.name, None)) {
             let expires = match &r.outcome {
                 Outcome::Rotated { .. } | Outcome::GracePending { .. } => r.new_expires,
-                Outcome::NotDue { expires, .. } => *expires,
+                Outcome::NotDue { expires, .. } | Outcome::Watched { expires } => *expires,
                 _ => r.old_expires,
             };
             if let (Some(e), Some(before)) = (expires, rotate_before(&r.name)) {

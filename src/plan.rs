@@ -64,7 +64,7 @@ pub fn decide(
             others,
         };
     }
-    let Some(current) = current_token(named, record) else {
+    let Some(current) = current_token(policy, named, record) else {
         return Plan {
             decision: Decision::Missing,
             others: Vec::new(),
@@ -102,16 +102,30 @@ pub fn decide(
 }
 
 /// The token this product manages under a name: the one it last installed if still there,
-/// else the one that expires first (the conservative choice: rotated soonest).
-fn current_token<'a>(named: &'a [Token], record: Option<&TokenRecord>) -> Option<&'a Token> {
+/// else the one that expires first (the conservative choice: rotated soonest). Without that
+/// record, a token carrying this program's marker under another description is another
+/// installation's (or another policy's): it is not taken while any other token of the name is
+/// there, since the current token is deleted once its rotation completes.
+fn current_token<'a>(
+    policy: &TokenPolicy,
+    named: &'a [Token],
+    record: Option<&TokenRecord>,
+) -> Option<&'a Token> {
     if let Some(r) = record
         && let Some(t) = named.iter().find(|t| t.id == r.current_id)
     {
         return Some(t);
     }
+    let ours = crate::rotation::description_of(policy);
+    let elsewhere = |t: &Token| {
+        t.description.contains(crate::rotation::MARKER) && t.description.trim() != ours.trim()
+    };
+    let soonest = |t: &&Token| t.expires.unwrap_or(DateTime::<Utc>::MAX_UTC);
     named
         .iter()
-        .min_by_key(|t| t.expires.unwrap_or(DateTime::<Utc>::MAX_UTC))
+        .filter(|t| !elsewhere(t))
+        .min_by_key(soonest)
+        .or_else(|| named.iter().min_by_key(soonest))
 }
 
 pub fn chrono_dur(d: std::time::Duration) -> chrono::Duration {
@@ -233,6 +247,7 @@ mod tests {
             last_rotated: now(),
             previous_id: "x".into(),
             destinations: Default::default(),
+            failed_attempts: Vec::new(),
         };
         let plan = decide(&policy(), &t, None, Some(&record), now(), false);
         assert!(matches!(&plan.decision, Decision::NotDue { current, .. } if current.id == "late"));

@@ -79,7 +79,8 @@ pub struct OtherToken {
     /// kept (`--abandon --force`, or unreadable while destinations hold it: deleted after the
     /// next complete rotation), orphan (made by this program, used by nothing: deleted at the
     /// next run), attempt (made by a lost or refused create of the open rotation: taken by the
-    /// next run, deleted by `--abandon`), unrecorded (carries this program's marker, but the state folder has no record
+    /// next run, deleted by `--abandon`), stray (made by such a create after another replacement
+    /// was taken: deleted once the rotation is done), unrecorded (carries this program's marker, but the state folder has no record
     /// of creating it: never touched), foreign (not made by this program: never touched)
     pub kind: &'static str,
 }
@@ -162,9 +163,21 @@ pub async fn gather(
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
         let failure: Option<LastFailure> =
             store.and_then(|s| s.load(FAILURES, &t.name).ok().flatten());
-        let attempts: Vec<String> = match (&open, &named) {
-            (Some(rot), Some(named)) => crate::rotation::attempt_token_ids(rot, named, &held),
-            _ => Vec::new(),
+        // Tokens failed creates made: the open rotation's replacement-to-be (when it has none
+        // yet), else strays that a run deletes.
+        let (attempts, strays): (Vec<String>, Vec<String>) = match (&open, &record, &named) {
+            (Some(rot), _, Some(named)) if rot.new_id.is_none() => (
+                crate::rotation::attempt_token_ids(rot, named, &held),
+                Vec::new(),
+            ),
+            (Some(rot), _, Some(named)) => (
+                Vec::new(),
+                crate::rotation::attempt_token_ids(rot, named, &held),
+            ),
+            (None, Some(r), Some(named)) => {
+                (Vec::new(), crate::rotation::late_token_ids(r, named, &held))
+            }
+            _ => (Vec::new(), Vec::new()),
         };
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
         if let Some(f) = failure {
@@ -181,6 +194,7 @@ pub async fn gather(
             &held,
             &minted,
             &attempts,
+            &strays,
         );
         status.tokens.push(st);
     }
@@ -195,6 +209,7 @@ fn other_tokens(
     held: &[String],
     minted: &[String],
     attempts: &[String],
+    strays: &[String],
 ) -> Vec<OtherToken> {
     let replacement = st.open_rotation.as_ref().and_then(|o| o.new_id.as_deref());
     named
@@ -207,6 +222,8 @@ fn other_tokens(
                 "kept"
             } else if attempts.contains(&t.id) {
                 "attempt"
+            } else if strays.contains(&t.id) {
+                "stray"
             } else if minted.contains(&t.id) {
                 "orphan"
             } else if t.description.contains(MARKER) {
@@ -311,6 +328,11 @@ fn token_status(
                 .map(|e| e - plan::chrono_dur(policy.rotate_before));
         }
         Decision::Resume => {}
+    }
+    // No destination would receive a replacement: never rotated, only watched.
+    if policy.vault.is_empty() && policy.github.is_empty() && matches!(out.state, "ok" | "due") {
+        out.state = "watched";
+        out.rotates_at = None;
     }
     out
 }
@@ -432,8 +454,10 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 // Nothing to resume or abandon: the next run (or this) tries again.
                 let _ = writeln!(
                     out,
-                    "    retry: {} --rotate-now --token {}   (no rotation is open; fix the cause first)",
-                    status.command, t.name
+                    "    retry: {} --rotate-now --token {}{}   (no rotation is open; fix the cause first)",
+                    status.command,
+                    t.name,
+                    if f.forced { " --force" } else { "" }
                 );
             }
         }
@@ -451,6 +475,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 }
                 "attempt" => {
                     "made by a create of the open rotation whose reply was lost or refused: the next run takes it as the replacement, --abandon deletes it"
+                }
+                "stray" => {
+                    "made by a create whose reply was lost or refused, never given to a destination: deleted by the run that completes the rotation (the next run, if it is done), or by --abandon"
                 }
                 "unrecorded" => {
                     "carries this program's marker, but this state folder has no record of creating it: left alone"

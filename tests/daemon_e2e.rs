@@ -674,3 +674,62 @@ async fn a_destination_removed_by_a_reload_stays_out_of_the_metrics() {
     world.note_printed(&after);
     world.assert_no_leak().await;
 }
+
+/// Vault refusing the daemon's credential while nothing is due: no rotation needed Vault, yet
+/// the pass counts as failed (metrics, log), so it is seen before a token comes due; once the
+/// credential works again, so do the passes.
+#[tokio::test]
+async fn a_pass_with_nothing_due_fails_while_vault_refuses_its_credential() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let token_file = world.state_dir().with_file_name("vault-token");
+    std::fs::write(&token_file, common::VAULT_ROOT).expect("token file");
+    let auth = format!(
+        r#"{{ method = "token", token = {{ file = "{}" }} }}"#,
+        token_file.display()
+    );
+    let extra = format!("{EVERY_2S}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let policy = world.policy_full(&auth, &extra, DEPLOY);
+    let mut daemon = Daemon::start(&world, &policy);
+    daemon.wait_for("ready", 20).await;
+    daemon.wait_for("rotation pass done", 30).await;
+    let success = || async {
+        let text = world
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find(|l| l.starts_with("eci_secret_sync_last_run_success "))
+            .map(str::to_owned)
+            .unwrap_or_default()
+    };
+    assert_eq!(success().await, "eci_secret_sync_last_run_success 1");
+    std::fs::write(&token_file, "hvs.refusedrefusedrefusedrefused").expect("token file");
+    let n = daemon.count("rotation pass done");
+    daemon.wait_for_n("rotation pass done", n + 2, 30).await;
+    assert_eq!(success().await, "eci_secret_sync_last_run_success 0");
+    assert!(
+        daemon
+            .log()
+            .contains("tokens written to Vault cannot be rotated until this is fixed"),
+        "{}",
+        daemon.log()
+    );
+    std::fs::write(&token_file, common::VAULT_ROOT).expect("token file");
+    let n = daemon.count("rotation pass done");
+    daemon.wait_for_n("rotation pass done", n + 2, 30).await;
+    assert_eq!(success().await, "eci_secret_sync_last_run_success 1");
+    assert_eq!(daemon.terminate(&world).await, 0);
+    world.assert_no_leak().await;
+}

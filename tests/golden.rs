@@ -207,6 +207,7 @@ fn fixed_status() -> Status {
         last_error: Some(LastFailure {
             at: now - chrono::Duration::minutes(40),
             error: "1 of 3 destination(s) failed; the old token stays alive".into(),
+            forced: false,
         }),
         ..token("ci-deploy", "failed")
     };

@@ -95,7 +95,8 @@ async fn status_shows_a_failed_rotation_and_its_destinations() {
         "{}",
         st.stdout
     );
-    assert!(st.stdout.contains("ci-readonly: ok"), "{}", st.stdout);
+    // No destinations: only watched.
+    assert!(st.stdout.contains("ci-readonly: watched"), "{}", st.stdout);
     assert!(st.stdout.contains("next runs:"), "{}", st.stdout);
 
     let json_run = world.run(&policy, &["--status", "--json"]).await;
@@ -111,8 +112,8 @@ async fn status_shows_a_failed_rotation_and_its_destinations() {
             .as_str()
             .is_some_and(|e| e.contains("500"))
     );
-    assert_eq!(v["tokens"][1]["state"], "ok");
-    assert!(v["tokens"][1]["rotates_at"].is_string());
+    assert_eq!(v["tokens"][1]["state"], "watched");
+    assert!(v["tokens"][1]["rotates_at"].is_null(), "never rotated");
     world.assert_no_leak().await;
 }
 

@@ -331,8 +331,10 @@ async fn names_with_like_wildcards_and_backslashes_are_matched_exactly() {
     let slash = world
         .seed_token("ci\\deploy", Some(chrono::Duration::days(3)))
         .await;
-    let policy =
-        world.policy("[[token]]\nname = \"ci_deploy\"\n\n[[token]]\nname = 'ci\\deploy'\n");
+    let policy = world.policy(
+        "[[token]]\nname = \"ci_deploy\"\n  [[token.vault]]\n  path = \"ci/a\"\n  key = \"K\"\n\n\
+         [[token]]\nname = 'ci\\deploy'\n  [[token.vault]]\n  path = \"ci/b\"\n  key = \"K\"\n",
+    );
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(
@@ -1107,5 +1109,140 @@ async fn destinations_changed_since_they_were_verified_are_written_again_before_
         vault["data"]["ECI_ACCESS_TOKEN"],
         value_of(&newest).as_str()
     );
+    world.assert_no_leak().await;
+}
+
+/// Someone else's tokens of the same name carrying the marker, made while a rotation has a
+/// failed create (its reply an error): neither another description nor another lifetime is
+/// taken for what that create made. They are not adopted, not listed as the rotation's, and
+/// not deleted by the run that completes it or by `--abandon`.
+#[tokio::test]
+async fn marked_tokens_unlike_what_a_failed_create_asked_for_are_not_its() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 500, "count": 1}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let in_days = |d: i64| (chrono::Utc::now() + chrono::Duration::days(d)).to_rfc3339();
+    let other_team = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "other team [eci-secret-sync]", "expires": in_days(30)}),
+        )
+        .await;
+    let long_lived = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]", "expires": in_days(400)}),
+        )
+        .await;
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(!st.stdout.contains("made by a create"), "{}", st.stdout);
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = ids(&world, "ci-deploy").await;
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(live.contains(&other_team["id"]) && live.contains(&long_lived["id"]));
+    assert!(!live.contains(&old["id"]));
+    let secret = world.vault_read("ci/deploy").await.expect("vault");
+    for t in [&other_team, &long_lived] {
+        assert_ne!(secret["data"]["ECI_ACCESS_TOKEN"], value_of(t).as_str());
+    }
+    // Nor does a later abandon of a failed rotation touch them.
+    org_put_fails(&world).await;
+    assert_eq!(
+        world.run(&policy, &["--rotate-now", "--force"]).await.code,
+        1
+    );
+    let _ = world
+        .run(&policy, &["--abandon", "ci-deploy", "--force"])
+        .await;
+    let live = ids(&world, "ci-deploy").await;
+    assert!(live.contains(&other_team["id"]) && live.contains(&long_lived["id"]));
+    world.assert_no_leak().await;
+}
+
+/// A first run (no saved record) finds the policy's token and, beside it, another
+/// installation's token of the same name carrying the marker under another description that
+/// expires sooner: the policy's token is the one rotated and deleted; the other is left alone.
+#[tokio::test]
+async fn a_first_run_does_not_take_another_installations_marked_token_for_its_own() {
+    let world = World::new().await;
+    let ours = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(5)))
+        .await;
+    let theirs = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "x [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339()}),
+        )
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let live = ids(&world, "ci-deploy").await;
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(live.contains(&theirs["id"]));
+    assert!(!live.contains(&ours["id"]));
+    world.assert_no_leak().await;
+}
+
+/// A killed create that ECI completes only after the next run made another replacement and
+/// finished the rotation: that token was never given to a destination, and the run after that
+/// deletes it instead of leaving it alive for good.
+#[tokio::test]
+async fn a_killed_create_that_lands_after_the_rotation_finished_is_deleted_next_run() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "hang": true, "count": 1}),
+        )
+        .await;
+    world
+        .run_until_hang(&policy, &["--rotate-now"], "/user/user_access_token")
+        .await;
+    world.admin_delete("/faults").await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let current = world.eci_named("ci-deploy").await.pop().expect("current");
+    // The killed create lands now, as it asked: the policy's description, a 90-day life.
+    let late = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
+        )
+        .await;
+    let st = world.run(&policy, &["--status"]).await;
+    let late_id = late["id"].as_str().expect("id");
+    assert!(
+        st.stdout
+            .lines()
+            .any(|l| l.contains(late_id) && l.contains("never given to a destination")),
+        "{}",
+        st.stdout
+    );
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains(&format!("deleted orphan replacement {late_id}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ids(&world, "ci-deploy").await, vec![current["id"].clone()]);
     world.assert_no_leak().await;
 }

@@ -512,3 +512,38 @@ async fn tokens_rotated_together_fetch_a_scopes_key_once() {
     assert_eq!(key_fetches, 1);
     world.assert_no_leak().await;
 }
+
+/// A token with no destinations is only watched: however near its expiry, and even forced, it
+/// is never replaced (nothing would receive the new value, and deleting it would break whoever
+/// uses it); `--check`, `--rotate-now` and `--status` say so.
+#[tokio::test]
+async fn a_token_with_no_destinations_is_only_watched() {
+    let world = World::new().await;
+    let seeded = world
+        .seed_token("by-hand", Some(chrono::Duration::days(2)))
+        .await;
+    let policy = world.policy("[[token]]\nname = \"by-hand\"\n");
+    let check = world.run(&policy, &["--check"]).await;
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert!(
+        check.stdout.contains("watched only") && check.stdout.contains("by-hand"),
+        "{}",
+        check.stdout
+    );
+    for args in [&["--rotate-now"][..], &["--rotate-now", "--force"][..]] {
+        let run = world.run(&policy, args).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+        assert!(
+            run.stdout
+                .contains("by-hand: watched only (no destinations, so never rotated)"),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
+    let named = world.eci_named("by-hand").await;
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0]["id"], seeded["id"]);
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(st.stdout.contains("by-hand: watched"), "{}", st.stdout);
+    world.assert_no_leak().await;
+}

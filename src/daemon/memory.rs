@@ -20,16 +20,32 @@ pub struct PassRecord {
     /// Why the pass did not go through the tokens (Vault down, lock held, cut short).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A destination service the pass found unusable although nothing due needed it (Vault
+    /// down, its credential refused): the pass counts as failed, so it is seen before a token
+    /// comes due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<String>,
 }
 
 impl PassRecord {
+    /// Everything went well: every token fine, and every destination service usable.
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.failed == 0 && self.unusable.is_none()
+    }
+
     /// `2 rotated, 0 failed` or `did not run: <why>`.
     pub fn summary(&self) -> String {
         match &self.error {
             Some(e) => format!("did not complete: {e}"),
             None => format!(
-                "{} rotated, {} not due, {} failed",
-                self.rotated, self.not_due, self.failed
+                "{} rotated, {} not due, {} failed{}",
+                self.rotated,
+                self.not_due,
+                self.failed,
+                self.unusable
+                    .as_deref()
+                    .map(|u| format!("; {u}"))
+                    .unwrap_or_default()
             ),
         }
     }
@@ -124,6 +140,7 @@ mod tests {
             not_due: 1,
             failed: 0,
             error: None,
+            unusable: None,
         };
         Memory {
             last_completed: Some(record.clone()),

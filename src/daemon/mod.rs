@@ -274,7 +274,7 @@ impl Daemon {
         }
         if new.metrics.listen != self.policy.metrics.listen {
             tracing::warn!(
-                listen = ?self.policy.metrics.listen,
+                listen = %self.policy.metrics.listen.as_deref().unwrap_or("off"),
                 "a new [metrics] listen takes effect after a restart; this daemon keeps serving where it does"
             );
         }

@@ -35,6 +35,7 @@ impl PassOutcome {
                 not_due: 0,
                 failed: 0,
                 error: Some(error),
+                unusable: None,
             },
             completed: false,
         }
@@ -51,7 +52,7 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
             return PassOutcome::incomplete(scheduled, started, e.to_string());
         }
     };
-    tracing::info!(tokens = policy.tokens.len(), "rotation pass started");
+    tracing::debug!(tokens = policy.tokens.len(), "rotation pass started");
     let engine = match build_engine(&policy, Some(store.clone()), true).await {
         Ok(engine) => engine,
         Err(e) => {
@@ -61,6 +62,11 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     };
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
+    // With nothing due, nothing above asked Vault: is it usable for when a token comes due?
+    let unusable = vault_unusable(&engine).await;
+    if let Some(why) = &unusable {
+        tracing::warn!("{why}; tokens written to Vault cannot be rotated until this is fixed");
+    }
     for u in crate::rotation::unlisted_open_rotations(&store, &policy) {
         tracing::warn!("{u}");
     }
@@ -79,13 +85,22 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
         for e in &notified.errors {
             tracing::warn!("notify: {e}");
         }
-        tracing::info!(
-            new = notified.events.len(),
-            sent = notified.delivered,
-            waiting = notified.waiting,
-            dropped = notified.dropped,
-            "notifications"
-        );
+        // Quiet when there was nothing to say.
+        if notified.events.is_empty()
+            && notified.delivered == 0
+            && notified.waiting == 0
+            && notified.dropped == 0
+        {
+            tracing::debug!("notifications: nothing new");
+        } else {
+            tracing::info!(
+                new = notified.events.len(),
+                sent = notified.delivered,
+                waiting = notified.waiting,
+                dropped = notified.dropped,
+                "notifications"
+            );
+        }
     }
     let count = |f: fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
     let record = PassRecord {
@@ -101,11 +116,20 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
                 _ => false,
             })
             .count(),
-        not_due: count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
+        not_due: count(|o| {
+            matches!(
+                o,
+                Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. }
+            )
+        }),
         failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         error: None,
+        unusable,
     };
-    if record.failed > 0 {
+    if record.unusable.is_some() {
+        crate::metrics::global().observe_incomplete();
+    }
+    if !record.succeeded() {
         tracing::warn!(
             rotated = record.rotated,
             not_due = record.not_due,
@@ -124,6 +148,20 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
         record,
         completed: true,
     }
+}
+
+/// Why the policy's Vault cannot be used now (unreachable, sealed, its credential refused or
+/// unreadable), when some token writes to it.
+async fn vault_unusable(engine: &crate::rotation::Engine) -> Option<String> {
+    if let Some(e) = &engine.vault_error {
+        return Some(e.clone());
+    }
+    let vault = engine.vault.as_ref()?;
+    let checked = match vault.check_reachable().await {
+        Ok(()) => vault.check_login().await,
+        Err(e) => Err(e),
+    };
+    checked.err().map(|e| format!("Vault: {}", e.message))
 }
 
 /// The one-writer lock; a one-shot run holding it is waited for (bounded).
@@ -182,6 +220,11 @@ fn log_report(r: &TokenReport) {
         Outcome::NeverExpires => {
             tracing::debug!(token = %r.name, id = %old, "never expires; nothing to rotate")
         }
+        Outcome::Watched { expires } => tracing::debug!(
+            token = %r.name, id = %old,
+            expires = %expires.map(when).unwrap_or_else(|| "never".into()),
+            "watched only (no destinations)"
+        ),
         Outcome::WouldRotate { .. } | Outcome::WouldResume { .. } => {}
     }
     for d in r.destinations.iter().filter(|d| d.error.is_some()) {

@@ -178,6 +178,12 @@ pub async fn post(
     // The receiver refused this message's content: resending it cannot help.
     if matches!(status.as_u16(), 400 | 413 | 422) {
         Err(SendError::permanent(message))
+    } else if matches!(status.as_u16(), 404 | 410) {
+        // Not this message: the URL itself (a deleted webhook). Kept, so a fixed URL still
+        // delivers it.
+        Err(SendError::transient(format!(
+            "{message}; the receiver says this URL does not exist: check the channel's url (the webhook may have been deleted)"
+        )))
     } else {
         Err(SendError::transient(message))
     }

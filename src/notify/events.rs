@@ -102,7 +102,11 @@ impl Cx<'_> {
         expires: Option<DateTime<Utc>>,
     ) -> TokenInfo {
         let listed = id.and_then(|id| self.by_id.get(id));
-        let policy = self.policy_of(name).filter(|_| self.is_managed(name, id));
+        // A token with no destinations is only watched: it is rotated by hand.
+        let policy = self
+            .policy_of(name)
+            .filter(|p| !(p.vault.is_empty() && p.github.is_empty()))
+            .filter(|_| self.is_managed(name, id));
         TokenInfo {
             name: scrub(name),
             id: id.map(scrub),
@@ -162,7 +166,9 @@ impl Cx<'_> {
                 self.rotated(r, OldTokenFate::KeptForGrace, Some(*until), mem);
                 self.recovered(r, Some(OldTokenFate::KeptForGrace), Some(*until), mem);
             }
-            Outcome::NotDue { .. } | Outcome::NeverExpires => self.recovered(r, None, None, mem),
+            Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. } => {
+                self.recovered(r, None, None, mem)
+            }
         }
     }
 

@@ -215,7 +215,10 @@ fn with_unannounced(store: &Store, memory: &Memory, reports: &[TokenReport]) -> 
     reports
         .iter()
         .map(|r| {
-            if !matches!(r.outcome, Outcome::NotDue { .. } | Outcome::NeverExpires) {
+            if !matches!(
+                r.outcome,
+                Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. }
+            ) {
                 return r.clone();
             }
             let Ok(Some(record)) = store.load::<TokenRecord>(TOKENS, &r.name) else {

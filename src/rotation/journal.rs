@@ -106,6 +106,12 @@ pub struct CreateAttempt {
     /// carrying this program's marker is the create's, whatever the clocks say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_ids: Option<Vec<String>>,
+    /// The description and expiry the create asked for: a token made by it carries exactly
+    /// these (another's token of the same name, even with the marker, does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
 }
 
 /// The saved state of one token's rotation.
@@ -210,6 +216,10 @@ pub struct TokenRecord {
     /// Each destination's last result (all verified when the rotation finished).
     #[serde(default)]
     pub destinations: BTreeMap<String, DestState>,
+    /// The finished rotation's failed create attempts: a token one of them makes after the
+    /// rotation finished (a create ECI completed late) is still known as this program's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_attempts: Vec<CreateAttempt>,
 }
 
 /// A token's last run that failed, kept until a run of it goes well (for `--status`).
@@ -217,4 +227,7 @@ pub struct TokenRecord {
 pub struct LastFailure {
     pub at: DateTime<Utc>,
     pub error: String,
+    /// The failed run was a forced one (`--force`): retrying needs it too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forced: bool,
 }

@@ -146,6 +146,7 @@ impl Engine {
                 &journal::LastFailure {
                     at: Utc::now(),
                     error: error.clone(),
+                    forced: report.forced,
                 },
             ),
             Outcome::Unknown => Ok(()),
@@ -288,6 +289,27 @@ impl Engine {
                 }
             } else {
                 let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+                // A create of the finished rotation that ECI completed after the rotation was
+                // done: this program's, never given to a destination.
+                if let Some(r) = &record
+                    && !opts.dry_run
+                {
+                    let late: Vec<String> = orphans
+                        .iter()
+                        .filter(|t| t.id != r.current_id && !held.contains(&t.id))
+                        .filter(|t| r.failed_attempts.iter().any(|a| late_made_by(a, t)))
+                        .map(|t| t.id.clone())
+                        .collect();
+                    if !late.is_empty() {
+                        self.minted(&policy.name, |l| {
+                            for id in &late {
+                                if !l.iter().any(|m| &m.id == id) {
+                                    minted::created(l, id);
+                                }
+                            }
+                        })?;
+                    }
+                }
                 let minted = self.minted_ids(&policy.name)?;
                 // A rotation about to start takes an unused replacement rather than minting
                 // another (see `adoptable`): that one is not an orphan.
@@ -315,6 +337,22 @@ impl Engine {
                     report,
                 )
                 .await;
+            }
+        }
+        // No destination would receive a replacement: the token is only watched.
+        if Destination::of(policy).is_empty() {
+            match &plan.decision {
+                Decision::NotDue { current, .. }
+                | Decision::Rotate { current, .. }
+                | Decision::LifetimeTooShort { current, .. } => {
+                    report.old_id = Some(current.id.clone());
+                    report.old_expires = current.expires;
+                    report.outcome = Outcome::Watched {
+                        expires: current.expires,
+                    };
+                    return Ok(());
+                }
+                _ => {}
             }
         }
         match plan.decision {
@@ -1238,15 +1276,17 @@ impl Engine {
                 report::when(new_expires)
             ));
         }
+        let description = description_of(policy);
         let attempt = CreateAttempt {
             at: Utc::now(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
             known_ids: Some(named.iter().map(|t| t.id.clone()).collect()),
+            description: Some(description.clone()),
+            expires: Some(new_expires),
         };
         rot.phase = Phase::Creating;
         rot.create_attempt = Some(attempt.clone());
         self.save(rot)?;
-        let description = description_of(policy);
         match self
             .eci
             .create(
@@ -1576,6 +1616,7 @@ impl Engine {
             last_rotated: Utc::now(),
             previous_id: rot.old_id.clone(),
             destinations: rot.destinations.clone(),
+            failed_attempts: rot.earlier_attempts.clone(),
         };
         store
             .save(TOKENS, &rot.token_name, &record)
@@ -1693,6 +1734,18 @@ pub fn attempt_token_ids(rot: &Rotation, named: &[Token], held: &[String]) -> Ve
         .collect()
 }
 
+/// The ids of `named` that failed creates of the finished rotation `record` made late (the
+/// next run deletes them: no destination was given one).
+pub fn late_token_ids(record: &TokenRecord, named: &[Token], held: &[String]) -> Vec<String> {
+    named
+        .iter()
+        .filter(|t| t.id != record.current_id && !held.contains(&t.id))
+        .filter(|t| t.description.contains(MARKER))
+        .filter(|t| record.failed_attempts.iter().any(|a| late_made_by(a, t)))
+        .map(|t| t.id.clone())
+        .collect()
+}
+
 /// How long after a failed create its token may still appear (a gateway that gave up while
 /// ECI went on) and be taken for that create's: anything later is someone else's.
 const LATE_CREATE: chrono::Duration = chrono::Duration::minutes(30);
@@ -1732,11 +1785,26 @@ fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
 }
 
 fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
-    match &attempt.known_ids {
+    let new = match &attempt.known_ids {
         Some(known) => !known.contains(&token.id),
         None => token.created.is_none_or(|c| c >= attempt.at - CLOCK_SKEW),
-    }
+    };
+    // What the create asked for (journals from before these were recorded: not checked).
+    let described = attempt
+        .description
+        .as_ref()
+        .is_none_or(|d| token.description.trim() == d.trim());
+    let expiring = attempt.expires.is_none_or(|want| {
+        token
+            .expires
+            .is_some_and(|e| (e - want).abs() <= REQUESTED_EXPIRY_SLACK)
+    });
+    new && described && expiring
 }
+
+/// How far a token's expiry may be from the one its create asked for (a server rounding it,
+/// or computing it when the create is served late) and still be that create's.
+const REQUESTED_EXPIRY_SLACK: chrono::Duration = chrono::Duration::minutes(35);
 
 /// Which marked tokens may be taken as this program's own.
 struct Trusted<'a> {
@@ -1748,9 +1816,26 @@ struct Trusted<'a> {
 }
 
 impl Trusted<'_> {
-    fn ours(&self, t: &Token) -> bool {
-        t.description.contains(MARKER) && (self.no_record || self.minted.contains(&t.id))
+    fn ours(&self, policy: &TokenPolicy, t: &Token) -> bool {
+        if self.minted.contains(&t.id) {
+            return t.description.contains(MARKER);
+        }
+        // Without a record, the marker alone is not enough: the token must look like what
+        // this policy's rotation makes (its description, and a lifetime of the policy's).
+        self.no_record && looks_made_by(policy, t)
     }
+}
+
+/// `t` carries exactly the description this policy's rotations give, and lives the policy's
+/// lifetime (to within a day).
+fn looks_made_by(policy: &TokenPolicy, t: &Token) -> bool {
+    let lifetime_fits = match (t.created, t.expires) {
+        (Some(created), Some(expires)) => {
+            (expires - policy.lifetime.expires_at(created)).abs() <= chrono::Duration::days(1)
+        }
+        _ => false,
+    };
+    t.description.trim() == description_of(policy).trim() && lifetime_fits
 }
 
 /// An existing replacement a new one would be minted beside: of this name, this program's own
@@ -1768,7 +1853,7 @@ fn adoptable(
     let fresh_until = now + plan::chrono_dur(policy.rotate_before);
     named
         .iter()
-        .filter(|t| t.id != rot.old_id && trusted.ours(t))
+        .filter(|t| t.id != rot.old_id && trusted.ours(policy, t))
         .filter(|t| !held.contains(&t.id))
         .filter(|t| t.value.is_some())
         .filter(|t| t.expires.is_some_and(|e| e > fresh_until))

@@ -15,6 +15,11 @@ pub enum Outcome {
         rotate_at: DateTime<Utc>,
     },
     NeverExpires,
+    /// A token with no destinations: only watched (its expiry reported and notified), never
+    /// rotated, since nothing would receive the new value.
+    Watched {
+        expires: Option<DateTime<Utc>>,
+    },
     WouldRotate {
         new_expires: DateTime<Utc>,
     },
@@ -157,6 +162,10 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
             Outcome::NeverExpires => {
                 "never expires: nothing to rotate (consider giving it an expiry)".into()
             }
+            Outcome::Watched { expires } => format!(
+                "watched only (no destinations, so never rotated): expires {}",
+                expiry(*expires, now)
+            ),
             Outcome::WouldRotate { new_expires } => format!(
                 "{}: would create a replacement expiring {}{}, write it to {} destination(s), then delete the old token",
                 if r.forced { "forced" } else { "due" },
@@ -235,7 +244,10 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
         out,
         "{} rotated, {} not due, {} failed{}{}",
         count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })) - waiting,
-        count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
+        count(|o| matches!(
+            o,
+            Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. }
+        )),
         count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         {
             let planned =

@@ -34,7 +34,12 @@ fn managed(name: &str) -> TokenPolicy {
         lifetime: Lifetime::Days(90),
         grace: Duration::ZERO,
         thresholds: None,
-        vault: vec![],
+        // A destination: a token with none is only watched, not managed.
+        vault: vec![crate::policy::VaultDestination {
+            mount: None,
+            path: format!("ci/{name}"),
+            key: "TOKEN".into(),
+        }],
         github: vec![],
         line: 1,
     }
