@@ -318,6 +318,12 @@ impl Metrics {
             };
             if let (Some(e), Some(before)) = (expires, rotate_before(&r.name)) {
                 self.set_expiry(&r.name, e, before);
+                if matches!(r.outcome, Outcome::Watched { .. }) {
+                    // Never rotated: no renewal time, so no "rotation overdue" alert.
+                    self.renewal.remove(&TokenLabels {
+                        name: r.name.clone(),
+                    });
+                }
             }
             let result = match &r.outcome {
                 Outcome::Rotated { .. } => Some("success"),

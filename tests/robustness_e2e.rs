@@ -1143,13 +1143,31 @@ async fn marked_tokens_unlike_what_a_failed_create_asked_for_are_not_its() {
             json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]", "expires": in_days(400)}),
         )
         .await;
+    // This policy's description and nearly its lifetime, but 15 hours off the expiry the create
+    // asked for: not that create's either (this is the token's first rotation, with no record).
+    let hours_off = world
+        .admin_post(
+            "/eci/tokens",
+            json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]",
+                   "expires": (chrono::Utc::now() + chrono::Duration::days(90) + chrono::Duration::hours(15)).to_rfc3339()}),
+        )
+        .await;
     let st = world.run(&policy, &["--status"]).await;
     assert!(!st.stdout.contains("made by a create"), "{}", st.stdout);
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     let live = ids(&world, "ci-deploy").await;
-    assert_eq!(live.len(), 3, "{live:?}");
-    assert!(live.contains(&other_team["id"]) && live.contains(&long_lived["id"]));
+    assert_eq!(live.len(), 4, "{live:?}");
+    assert!(
+        live.contains(&other_team["id"])
+            && live.contains(&long_lived["id"])
+            && live.contains(&hours_off["id"])
+    );
+    let secret = world.vault_read("ci/deploy").await.expect("vault");
+    assert_ne!(
+        secret["data"]["ECI_ACCESS_TOKEN"],
+        value_of(&hours_off).as_str()
+    );
     assert!(!live.contains(&old["id"]));
     let secret = world.vault_read("ci/deploy").await.expect("vault");
     for t in [&other_team, &long_lived] {
@@ -1244,5 +1262,46 @@ async fn a_killed_create_that_lands_after_the_rotation_finished_is_deleted_next_
         run.stdout
     );
     assert_eq!(ids(&world, "ci-deploy").await, vec![current["id"].clone()]);
+    world.assert_no_leak().await;
+}
+
+/// Two marked tokens that both fit what one failed create asked for: one create makes one
+/// token, so one of them is someone else's. Neither is taken as the replacement nor deleted.
+#[tokio::test]
+async fn two_tokens_fitting_one_failed_create_are_both_left_alone() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 504, "count": 1}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let mut twins = Vec::new();
+    for _ in 0..2 {
+        twins.push(
+            world
+                .admin_post(
+                    "/eci/tokens",
+                    json!({"name": "ci-deploy", "description": "managed by eci-secret-sync [eci-secret-sync]",
+                           "expires": (chrono::Utc::now() + chrono::Duration::days(90)).to_rfc3339()}),
+                )
+                .await,
+        );
+    }
+    for _ in 0..2 {
+        let run = world.run(&policy, &["--rotate-now"]).await;
+        assert_eq!(run.code, 0, "{}", run.all());
+    }
+    let live = ids(&world, "ci-deploy").await;
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(!live.contains(&old["id"]));
+    for t in &twins {
+        assert!(live.contains(&t["id"]), "{live:?}");
+    }
     world.assert_no_leak().await;
 }

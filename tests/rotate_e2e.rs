@@ -547,3 +547,43 @@ async fn a_token_with_no_destinations_is_only_watched() {
     assert!(st.stdout.contains("by-hand: watched"), "{}", st.stdout);
     world.assert_no_leak().await;
 }
+
+/// A token whose destinations are removed while its rotation is open: the rotation is not
+/// carried on (the old token is what those destinations hold); the run says what to do, and
+/// `--abandon` closes it.
+#[tokio::test]
+async fn an_open_rotation_of_a_token_left_without_destinations_is_not_carried_on() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(DEPLOY);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "PUT", "path_contains": "/actions/secrets/", "status": 500}),
+        )
+        .await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    world.admin_delete("/faults").await;
+    let before = world.eci_named("ci-deploy").await.len();
+    world.policy("[[token]]\nname = \"ci-deploy\"\n");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("gives it no destinations now, so nothing is done"),
+        "{}",
+        run.stdout
+    );
+    let named = world.eci_named("ci-deploy").await;
+    assert_eq!(named.len(), before);
+    assert!(named.iter().any(|t| t["id"] == old["id"]), "old token kept");
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 1, "{}", st.all());
+    let ab = world
+        .run(&policy, &["--abandon", "ci-deploy", "--force"])
+        .await;
+    assert_eq!(ab.code, 0, "{}", ab.all());
+    world.assert_no_leak().await;
+}

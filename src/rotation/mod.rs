@@ -294,12 +294,7 @@ impl Engine {
                 if let Some(r) = &record
                     && !opts.dry_run
                 {
-                    let late: Vec<String> = orphans
-                        .iter()
-                        .filter(|t| t.id != r.current_id && !held.contains(&t.id))
-                        .filter(|t| r.failed_attempts.iter().any(|a| late_made_by(a, t)))
-                        .map(|t| t.id.clone())
-                        .collect();
+                    let late = late_token_ids(r, &named, &held);
                     if !late.is_empty() {
                         self.minted(&policy.name, |l| {
                             for id in &late {
@@ -342,6 +337,17 @@ impl Engine {
         // No destination would receive a replacement: the token is only watched.
         if Destination::of(policy).is_empty() {
             match &plan.decision {
+                // Its destinations were removed while a rotation was open: that rotation is
+                // not carried on (it would delete a token its former destinations hold).
+                Decision::Resume => {
+                    return Err(format!(
+                        "{name} has an open rotation but the policy gives it no destinations now, so nothing \
+                         is done: put its destinations back to finish the rotation, or close it with \
+                         {cmd} --abandon {name}",
+                        name = policy.name,
+                        cmd = self.command
+                    ));
+                }
                 Decision::NotDue { current, .. }
                 | Decision::Rotate { current, .. }
                 | Decision::LifetimeTooShort { current, .. } => {
@@ -1235,13 +1241,10 @@ impl Engine {
             .await
             .map_err(|e| format!("listing tokens in ECI before creating: {e}"))?;
         let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
-        let fresh = |t: &&Token| !held.contains(&t.id) && t.value.is_some() && t.id != rot.old_id;
         // A create ECI answered with an error may have happened: its token is this rotation's.
-        if let Some(found) = named
-            .iter()
-            .filter(fresh)
-            .filter(|t| t.description.contains(MARKER))
-            .filter(|t| rot.earlier_attempts.iter().any(|a| late_made_by(a, t)))
+        if let Some(found) = attempt_tokens(rot, &named, &held)
+            .into_iter()
+            .filter(|t| t.value.is_some())
             .max_by_key(|t| t.created)
         {
             return self.adopt(
@@ -1255,7 +1258,11 @@ impl Engine {
         let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
         let minted = self.minted_ids(&policy.name)?;
         let trusted = Trusted {
-            no_record: record.is_none(),
+            // A rotation whose own creates failed is this state folder's: what they made is
+            // known from them, so the marker alone is not trusted.
+            no_record: record.is_none()
+                && rot.earlier_attempts.is_empty()
+                && rot.create_attempt.is_none(),
             minted: &minted,
         };
         if let Some(found) = adoptable(policy, rot, &named, &held, &trusted, Utc::now()) {
@@ -1493,8 +1500,17 @@ impl Engine {
         if failed.is_empty() {
             Ok(())
         } else {
+            // Once the old token has expired, "stays alive" would not be true: say what is.
+            let old = match rot.old_expires {
+                Some(e) if e <= Utc::now() => format!(
+                    "the old token {} has expired ({}): those destinations hold a dead token until this is fixed",
+                    rot.old_id,
+                    report::when(e)
+                ),
+                _ => format!("the old token {} stays alive", rot.old_id),
+            };
             Err(format!(
-                "{} of {} destination(s) failed ({}); the old token {} stays alive. Fix the cause, then {cmd} \
+                "{} of {} destination(s) failed ({}); {old}. Fix the cause, then {cmd} \
                  --rotate-now --token {name} (or the daemon's next pass) finishes with replacement {new_id}",
                 failed.len(),
                 rot.destinations.values().filter(|d| !d.removed).count(),
@@ -1503,7 +1519,6 @@ impl Engine {
                     .map(|f| f.split(": ").next().unwrap_or(f))
                     .collect::<Vec<_>>()
                     .join(", "),
-                rot.old_id,
                 cmd = self.command,
                 name = policy.name,
             ))
@@ -1737,11 +1752,13 @@ pub fn attempt_token_ids(rot: &Rotation, named: &[Token], held: &[String]) -> Ve
 /// The ids of `named` that failed creates of the finished rotation `record` made late (the
 /// next run deletes them: no destination was given one).
 pub fn late_token_ids(record: &TokenRecord, named: &[Token], held: &[String]) -> Vec<String> {
-    named
+    let candidates: Vec<&Token> = named
         .iter()
         .filter(|t| t.id != record.current_id && !held.contains(&t.id))
         .filter(|t| t.description.contains(MARKER))
-        .filter(|t| record.failed_attempts.iter().any(|a| late_made_by(a, t)))
+        .collect();
+    unique_matches(record.failed_attempts.iter(), &candidates)
+        .into_iter()
         .map(|t| t.id.clone())
         .collect()
 }
@@ -1759,18 +1776,34 @@ fn attempt_tokens<'a>(rot: &Rotation, named: &'a [Token], held: &[String]) -> Ve
     let in_flight = (rot.phase == Phase::Creating)
         .then_some(rot.create_attempt.as_ref())
         .flatten();
-    named
+    let candidates: Vec<&Token> = named
         .iter()
         .filter(|t| t.id != rot.old_id && Some(&t.id) != rot.new_id.as_ref())
         .filter(|t| !held.contains(&t.id))
         .filter(|t| t.description.contains(MARKER))
-        .filter(|t| {
-            in_flight
-                .into_iter()
-                .chain(rot.earlier_attempts.iter())
-                .any(|a| late_made_by(a, t))
-        })
-        .collect()
+        .collect();
+    unique_matches(
+        in_flight.into_iter().chain(rot.earlier_attempts.iter()),
+        &candidates,
+    )
+}
+
+/// The candidates that are the only match of some attempt: one create makes one token, so
+/// when two fit an attempt, one of them is someone else's, and neither is taken for its.
+fn unique_matches<'a, 'b>(
+    attempts: impl Iterator<Item = &'b CreateAttempt>,
+    candidates: &[&'a Token],
+) -> Vec<&'a Token> {
+    let mut out: Vec<&'a Token> = Vec::new();
+    for a in attempts {
+        let fits: Vec<&&Token> = candidates.iter().filter(|t| late_made_by(a, t)).collect();
+        if let [only] = fits.as_slice()
+            && !out.iter().any(|t| t.id == only.id)
+        {
+            out.push(only);
+        }
+    }
+    out
 }
 
 /// Whether `token` may be the one `attempt` created: it did not exist before the attempt (or,
