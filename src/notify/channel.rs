@@ -189,12 +189,22 @@ pub async fn post(
     }
 }
 
-/// `text` with the URL, its path and query, and each of their parts of 6 or more characters
-/// replaced by `***` (a webhook URL is a credential, and its path is where the secret sits).
+/// `text` with the URL, its path and query, each of their parts of 6 or more characters, and
+/// any user name or password in it replaced by `***` (a webhook URL is a credential, and its
+/// path is where the secret sits).
 fn mask_url_parts(text: &str, url: &str) -> String {
     let mut parts: Vec<String> = vec![url.to_string()];
     if let Ok(u) = reqwest::Url::parse(url) {
         parts.push(u.path().to_string());
+        // Credentials in the URL itself (`https://user:pass@host/...`).
+        // (Parts shorter than 4 characters would mask ordinary words.)
+        parts.extend(
+            [Some(u.username()), u.password()]
+                .into_iter()
+                .flatten()
+                .filter(|p| p.chars().count() >= 4)
+                .map(str::to_owned),
+        );
         if let Some(q) = u.query() {
             parts.push(q.to_string());
         }
@@ -239,6 +249,15 @@ mod tests {
             "bad token ***"
         );
         assert_eq!(mask_url_parts("invalid_payload", url), "invalid_payload");
+    }
+
+    #[test]
+    fn credentials_in_a_webhook_url_are_masked() {
+        let url = "https://hookuser:hookpass@hooks.example.net/notify";
+        assert_eq!(
+            mask_url_parts("denied for hookuser with password hookpass", url),
+            "denied for *** with password ***"
+        );
     }
     use crate::policy::SecretRef;
 
