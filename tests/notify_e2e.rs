@@ -524,6 +524,16 @@ rotate_before = "1h"
         subjects[2].starts_with("[eci-secret-sync] svc-5d expires in 4d"),
         "{subjects:?}"
     );
+    let ids: std::collections::BTreeSet<&str> = mails
+        .iter()
+        .filter_map(|m| {
+            m["raw"]
+                .as_str()?
+                .lines()
+                .find(|l| l.starts_with("Message-ID:"))
+        })
+        .collect();
+    assert_eq!(ids.len(), mails.len(), "one Message-ID per email: {ids:?}");
     for m in &mails {
         assert_eq!(
             m["rcpt_tos"],
@@ -531,6 +541,13 @@ rotate_before = "1h"
         );
         assert_eq!(m["mail_from"], "sync@example.com");
         assert_eq!(m["user"], SMTP_USER, "authenticated");
+        let raw = m["raw"].as_str().expect("raw");
+        assert!(
+            raw.lines()
+                .any(|l| l.starts_with("Message-ID: <eci-secret-sync.")
+                    && l.trim_end().ends_with("@example.com>")),
+            "a Message-ID naming the event: {raw}"
+        );
         let body = m["body"].as_str().expect("body");
         assert!(
             body.contains("Token:") && body.contains("Expires:") && body.contains("Threshold:"),

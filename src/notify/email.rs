@@ -24,7 +24,13 @@ pub fn message(ch: &ChannelPolicy, event: &Event) -> Result<Message, SendError> 
         .unwrap_or_default()
         .parse()
         .map_err(|e| SendError::transient(format!("from address: {e}")))?;
-    let mut builder = Message::builder().from(from).subject(subject(event));
+    // The event's id, so a message resent from the outbox carries the Message-ID of the first
+    // try and mail clients and list servers can drop the copy.
+    let message_id = message_id(&event.id, from.email.domain());
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(subject(event))
+        .message_id(Some(message_id));
     for to in &ch.to {
         let mailbox: Mailbox = to
             .parse()
@@ -35,6 +41,16 @@ pub fn message(ch: &ChannelPolicy, event: &Event) -> Result<Message, SendError> 
         .header(ContentType::TEXT_PLAIN)
         .body(crate::secret::scrub(&plain(event)))
         .map_err(|e| SendError::transient(format!("building the message: {e}")))
+}
+
+/// `<eci-secret-sync.ID@DOMAIN>`, with anything but letters, digits, `-` and `.` dropped from
+/// the id.
+fn message_id(event_id: &str, domain: &str) -> String {
+    let id: String = event_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        .collect();
+    format!("<eci-secret-sync.{id}@{domain}>")
 }
 
 fn transport(
