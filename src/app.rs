@@ -171,7 +171,18 @@ pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
             max_wait: std::time::Duration::from_secs(5),
         })
     });
-    let st = crate::status::gather(policy, store.as_ref(), eci.as_ref(), eci_error).await;
+    let mut st = crate::status::gather(policy, store.as_ref(), eci.as_ref(), eci_error).await;
+    // Vault too, when some token writes to it: a sealed Vault or a refused credential is
+    // seen before a token comes due.
+    if let (Some(section), true) = (
+        &policy.vault,
+        policy.tokens.iter().any(|t| !t.vault.is_empty()),
+    ) {
+        st.vault_error = match Vault::connect(section).await {
+            Ok(v) => crate::daemon::pass::vault_problem(&v).await,
+            Err(e) => Some(format!("Vault at {}: {e}", section.address)),
+        };
+    }
     if cli.json {
         match serde_json::to_string_pretty(&st) {
             Ok(j) => crate::say!("{j}"),

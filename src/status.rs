@@ -24,6 +24,10 @@ pub struct Status {
     /// Set when ECI could not be asked: token facts then come from saved state only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eci_error: Option<String>,
+    /// Set when the policy's Vault cannot be used now (unreachable, sealed, credential
+    /// refused): the next rotation that writes to it would fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vault_error: Option<String>,
     pub tokens: Vec<TokenStatus>,
     /// How to call this program on this policy in the commands shown.
     #[serde(skip)]
@@ -34,10 +38,11 @@ pub struct Status {
 }
 
 impl Status {
-    /// Some token needs attention: failed, missing from ECI, ECI could not be asked, or a
-    /// rotation is open for a token the policy no longer lists.
+    /// Some token needs attention: failed, missing from ECI, ECI could not be asked, Vault
+    /// cannot be used, or a rotation is open for a token the policy no longer lists.
     pub fn troubled(&self) -> bool {
         self.eci_error.is_some()
+            || self.vault_error.is_some()
             || !self.unlisted_rotations.is_empty()
             || self
                 .tokens
@@ -50,6 +55,14 @@ impl Status {
 pub struct LastRun {
     pub finished: DateTime<Utc>,
     pub summary: String,
+    /// Every token fine and every destination service usable.
+    pub succeeded: bool,
+    pub rotated: usize,
+    pub not_due: usize,
+    pub failed: usize,
+    /// Why the pass did not complete, or the destination service it found unusable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +140,7 @@ pub async fn gather(
             .unwrap_or_default(),
         last_run: store.and_then(last_run),
         eci_error,
+        vault_error: None,
         tokens: Vec::new(),
         command: crate::app::command_for(policy),
         unlisted_rotations: store
@@ -241,6 +255,11 @@ fn last_run(store: &Store) -> Option<LastRun> {
     Some(LastRun {
         finished: pass.finished,
         summary: pass.summary(),
+        succeeded: pass.succeeded(),
+        rotated: pass.rotated,
+        not_due: pass.not_due,
+        failed: pass.failed,
+        problem: pass.error.clone().or_else(|| pass.unusable.clone()),
     })
 }
 
@@ -373,6 +392,12 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
         let _ = writeln!(
             out,
             "warning: ECI could not be asked ({e}); showing saved state only"
+        );
+    }
+    if let Some(e) = &status.vault_error {
+        let _ = writeln!(
+            out,
+            "warning: {e}; a rotation that writes to Vault would fail now"
         );
     }
     for u in &status.unlisted_rotations {

@@ -675,3 +675,50 @@ async fn an_open_rotation_of_a_token_removed_from_the_policy_is_reported() {
     assert_ne!(live[0]["id"], old["id"]);
     world.assert_no_leak().await;
 }
+
+/// A sealed Vault is seen by `--status` before a token comes due: warned about, exit 1, and
+/// named in the JSON; once unsealed, all is well again.
+#[tokio::test]
+async fn status_says_when_vault_cannot_be_used() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(60)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    let ok = world.run(&policy, &["--status"]).await;
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert!(!ok.stdout.contains("Vault"), "{}", ok.stdout);
+
+    world.bao.seal().await;
+    let st = world.run(&policy, &["--status"]).await;
+    world.bao.unseal().await;
+    assert_eq!(
+        st.code,
+        1,
+        "a sealed Vault makes --status exit 1: {}",
+        st.all()
+    );
+    assert!(
+        st.stdout
+            .contains("Vault is sealed; a rotation that writes to Vault would fail now"),
+        "{}",
+        st.stdout
+    );
+    world.bao.seal().await;
+    let json_run = world.run(&policy, &["--status", "--json"]).await;
+    world.bao.unseal().await;
+    assert_eq!(json_run.code, 1, "{}", json_run.all());
+    let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
+    assert!(
+        v["vault_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Vault is sealed")),
+        "{v}"
+    );
+
+    let again = world.run(&policy, &["--status"]).await;
+    assert_eq!(again.code, 0, "unsealed: {}", again.all());
+}

@@ -8,7 +8,7 @@
 mod changes;
 pub mod instance;
 pub mod memory;
-mod pass;
+pub(crate) mod pass;
 pub mod signals;
 mod systemd;
 

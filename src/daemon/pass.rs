@@ -129,7 +129,16 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     if record.unusable.is_some() {
         crate::metrics::global().observe_incomplete();
     }
-    if !record.succeeded() {
+    if let Some(problem) = &record.unusable {
+        // `failed=0` alone would read as all well: the pass failed for this.
+        tracing::warn!(
+            rotated = record.rotated,
+            not_due = record.not_due,
+            failed = record.failed,
+            problem = %problem,
+            "rotation pass done; counted as failed"
+        );
+    } else if !record.succeeded() {
         tracing::warn!(
             rotated = record.rotated,
             not_due = record.not_due,
@@ -156,7 +165,11 @@ async fn vault_unusable(engine: &crate::rotation::Engine) -> Option<String> {
     if let Some(e) = &engine.vault_error {
         return Some(e.clone());
     }
-    let vault = engine.vault.as_ref()?;
+    vault_problem(engine.vault.as_ref()?).await
+}
+
+/// Why `vault` cannot be used now (unreachable, sealed, its credential refused).
+pub(crate) async fn vault_problem(vault: &crate::destination::vault::Vault) -> Option<String> {
     let checked = match vault.check_reachable().await {
         Ok(()) => vault.check_login().await,
         Err(e) => Err(e),
