@@ -513,6 +513,53 @@ async fn tokens_rotated_together_fetch_a_scopes_key_once() {
     world.assert_no_leak().await;
 }
 
+/// Tokens that share Vault secrets which do not exist yet, rotated at once: every writer's key
+/// survives every other writer's (check-and-set from what was really read, never an assumed
+/// empty secret), and each holds its token's new value.
+#[tokio::test]
+async fn tokens_sharing_a_new_vault_secret_keep_each_others_keys() {
+    let world = World::new().await;
+    let n = 12;
+    let mut tokens = format!("[defaults]\nconcurrency = {n}\n");
+    for i in 0..n {
+        world
+            .seed_token(&format!("ci-{i}"), Some(chrono::Duration::days(3)))
+            .await;
+        let secret = if i % 2 == 0 {
+            "team/shared-a"
+        } else {
+            "team/shared-b"
+        };
+        tokens.push_str(&format!(
+            "[[token]]\nname = \"ci-{i}\"\n  [[token.vault]]\n  path = \"{secret}\"\n  key = \"K{i}\"\n"
+        ));
+    }
+    let policy = world.policy(&tokens);
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!("{n} rotated")),
+        "{}",
+        run.stdout
+    );
+    let a = world.vault_read("team/shared-a").await.expect("shared-a");
+    let b = world.vault_read("team/shared-b").await.expect("shared-b");
+    for i in 0..n {
+        let live = world.eci_named(&format!("ci-{i}")).await;
+        assert_eq!(live.len(), 1, "ci-{i}: one token left");
+        let held = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            held["data"][format!("K{i}")],
+            live[0]["token"],
+            "K{i} holds ci-{i}'s new value (keys present: {:?})",
+            held["data"]
+                .as_object()
+                .map(|m| m.keys().collect::<Vec<_>>())
+        );
+    }
+    world.assert_no_leak().await;
+}
+
 /// A token with no destinations is only watched: however near its expiry, and even forced, it
 /// is never replaced (nothing would receive the new value, and deleting it would break whoever
 /// uses it); `--check`, `--rotate-now` and `--status` say so.

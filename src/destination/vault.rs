@@ -4,6 +4,7 @@ use super::{DestError, Receipt, WriteMeta};
 use crate::policy::{VaultAuth, VaultDestination, VaultSection};
 use crate::retry::Backoff;
 use crate::secret::SecretValue;
+use rand::Rng;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{Mutex, RwLock};
@@ -17,7 +18,7 @@ mod renew;
 pub use renew::TokenRenewal;
 
 /// How many times a check-and-set conflict is re-read and retried before giving up.
-const CAS_ATTEMPTS: u32 = 5;
+const CAS_ATTEMPTS: u32 = 10;
 
 /// A logged-in Vault client, shared by every Vault destination of a run.
 pub struct Vault {
@@ -242,6 +243,10 @@ impl Vault {
                 Err(e) if e.message.contains("check-and-set") && conflicts + 1 < CAS_ATTEMPTS => {
                     conflicts += 1;
                     tracing::info!(path = %dest.path, "Vault secret changed under us; re-reading");
+                    // Writers of one secret (tokens sharing it) collide again if they retry in
+                    // step: a short random pause spreads them.
+                    let pause = rand::rng().random_range(20..=100 * u64::from(conflicts));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -319,9 +324,48 @@ impl Vault {
         mount: &str,
         path: &str,
     ) -> Result<(Map<String, Value>, Option<u64>), DestError> {
+        if let Some((data, version)) = self.read_data(mount, path, None).await? {
+            return Ok((data, Some(version)));
+        }
+        // Absent, or its latest version deleted or destroyed: then check-and-set must name the
+        // current version, which only the metadata still knows.
+        let current = {
+            let client = self.client.read().await;
+            match vaultrs::kv2::read_metadata(&*client, mount, path).await {
+                Ok(m) => m.current_version,
+                Err(e) if status_of(&e) == Some(404) => 0,
+                Err(e) => {
+                    return Err(classify(
+                        &format!("reading Vault {mount}/{path} metadata"),
+                        &e,
+                    ));
+                }
+            }
+        };
+        if current == 0 {
+            return Ok((Map::new(), None));
+        }
+        // That version may have been written by someone else between the two reads: its data,
+        // if it has any, is what a write at that version replaces, so it is read (never
+        // assumed empty; a write of our key alone would drop theirs).
+        Ok(match self.read_data(mount, path, Some(current)).await? {
+            Some((data, version)) => (data, Some(version)),
+            None => (Map::new(), Some(current)),
+        })
+    }
+
+    /// The data of `version` (default: the latest) and its number; `None` when Vault answers
+    /// 404 (absent, deleted or destroyed).
+    async fn read_data(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<Option<(Map<String, Value>, u64)>, DestError> {
         let request = ReadSecretRequest::builder()
             .mount(mount)
             .path(path)
+            .version(version)
             .build()
             .map_err(|e| DestError::fatal(format!("Vault request: {e}")))?;
         let client = self.client.read().await;
@@ -336,16 +380,9 @@ impl Vault {
                         )));
                     }
                 };
-                Ok((data, Some(resp.metadata.version)))
+                Ok(Some((data, resp.metadata.version)))
             }
-            Err(e) if status_of(&e) == Some(404) => {
-                // Absent, or its latest version deleted or destroyed: then check-and-set must
-                // name the current version, which only the metadata still knows.
-                match vaultrs::kv2::read_metadata(&*client, mount, path).await {
-                    Ok(m) if m.current_version > 0 => Ok((Map::new(), Some(m.current_version))),
-                    _ => Ok((Map::new(), None)),
-                }
-            }
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(classify(&format!("reading Vault {mount}/{path}"), &e)),
         }
     }
