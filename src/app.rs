@@ -371,8 +371,9 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
                 .map_err(|e| format!("ECI credential ({}): {e}", policy.eci.token.describe()))?
                 .ok_or_else(|| {
                     format!(
-                        "ECI credential ({}): no key `{key}` in that Vault secret",
-                        policy.eci.token.describe()
+                        "ECI credential ({}): no key `{key}` in the Vault secret `{path}` under the mount `{}`, or no such secret",
+                        policy.eci.token.describe(),
+                        policy.vault.as_ref().map(|v| v.mount.as_str()).unwrap_or("secret")
                     )
                 })?;
             // A value stored by hand (`bao kv put ... token=@file`) may end in a newline.

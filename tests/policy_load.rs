@@ -885,6 +885,33 @@ auth = { method = \"token\", token = { env = \"POLICY_TEST_VAULT\" } }
     );
 }
 
+/// `#` separates path and key in `vault:mount/path#key`: path `a#b` key `c` and path `a` key
+/// `b#c` would be one destination (one written and reported for both).
+#[test]
+fn a_hash_in_a_vault_path_or_key_is_refused() {
+    let source = format!(
+        "{ECI}[vault]
+address = \"https://vault.example.com\"
+auth = {{ method = \"token\", token = {{ env = \"POLICY_TEST_VAULT\" }} }}
+[[token]]
+name = \"a\"
+[[token.vault]]
+path = \"a#b\"
+key = \"c\"
+[[token.vault]]
+path = \"a\"
+key = \"b#c\"
+"
+    );
+    assert_eq!(
+        errors(&source),
+        [
+            "policy.toml:9:8: token[0].vault[0].path: must not contain `#` (it separates the path from the key)",
+            "policy.toml:13:7: token[0].vault[1].key: must not contain `#` (it separates the path from the key)",
+        ]
+    );
+}
+
 #[test]
 fn a_relative_state_dir_is_taken_from_the_policy_folder() {
     setup_env();

@@ -402,6 +402,11 @@ pub(crate) fn vault_path_problem(path: &str) -> Option<&'static str> {
     if path.is_empty() {
         return Some("must not be empty");
     }
+    if path.contains('#') {
+        // `#` separates path and key in `path#key` and in destination names
+        // (`vault:secret/a#b#c` would be both `a#b` key `c` and `a` key `b#c`).
+        return Some("must not contain `#` (it separates the path from the key)");
+    }
     path.split('/')
         .any(|segment| matches!(segment, "" | "." | ".."))
         .then_some("must not contain empty, `.` or `..` segments (`a//b`, `a/./b`, `a/../b`): Vault would read it as another path")

@@ -254,7 +254,7 @@ fn vault_ref(cx: &mut Ctx<'_>, inner: &Table<'_, '_>, spec: &Spanned<String>) ->
         .filter(|(path, key)| !path.is_empty() && !key.is_empty());
     let Some((path, key)) = parsed else {
         let message = format!(
-            "expected \"<path>#<key>\", e.g. \"secret/eci#token\", found {:?}",
+            "expected \"<path>#<key>\", e.g. \"ops/eci#token\" (a path under `[vault] mount`), found {:?}",
             spec.get_ref()
         );
         cx.error(&spec.span(), inner.key("vault"), message);

@@ -110,7 +110,16 @@ fn vault_destination(cx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<VaultDestina
         t.missing(cx, "path", "the secret's path under the mount");
     }
     let path = t.path_segment(cx, "path");
-    let key = t.required_text(cx, "key");
+    let key = t.required_text(cx, "key").filter(|k| {
+        // `#` separates path and key in destination names: `a#b` key `c` and `a` key `b#c`
+        // would be one destination.
+        let bad = k.get_ref().contains('#');
+        if bad {
+            let problem = "must not contain `#` (it separates the path from the key)";
+            cx.error(&k.span(), t.key("key"), problem);
+        }
+        !bad
+    });
     if t.has("mount") && mount.is_none() {
         return None; // the bad mount is already reported
     }
