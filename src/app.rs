@@ -391,7 +391,7 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
             })
         }
         other => other
-            .resolve()
+            .resolve_line()
             .map_err(|e| format!("ECI credential ({}): {e}", other.describe())),
     }
 }

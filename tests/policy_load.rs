@@ -34,6 +34,7 @@ fn setup_env() {
                 "u_Zb0eS2Orcu9Pv8EBfdf9D9aQiANHnqCsNt_Hy3TBIA\r\n",
             ),
             ("POLICY_TEST_BLANK", " \n"),
+            ("POLICY_TEST_TWO_LINES", "ghp_x\ny"),
         ];
         for (name, value) in vars {
             // SAFETY: runs exactly once, inside `Once`, before any test of this binary reads
@@ -930,6 +931,38 @@ fn an_env_credential_is_used_without_its_trailing_newline() {
     assert_eq!(
         errors("[eci]\ntoken = { env = \"POLICY_TEST_BLANK\" }\n"),
         ["policy.toml:2:9: eci.token: environment variable `POLICY_TEST_BLANK` is empty"]
+    );
+}
+
+/// A line break inside a credential (two lines pasted, a file of two lines) cannot be sent in a
+/// header: refused at load, naming the key, never quoting the value (it used to pass `--check`
+/// and make the HTTP client panic at the first run).
+#[test]
+fn a_credential_of_two_lines_is_refused() {
+    let dir = tempdir();
+    let file = dir.path().join("two-lines");
+    std::fs::write(&file, "hvs.first\nhvs.second\n").expect("write");
+    let source = format!(
+        "[eci]\ntoken = {{ env = \"POLICY_TEST_TWO_LINES\" }}\n[vault]
+address = \"https://vault.example.com\"
+auth = {{ method = \"token\", token = {{ file = \"{}\" }} }}
+",
+        file.display()
+    );
+    let got = errors(&source);
+    assert_eq!(
+        got,
+        [
+            "policy.toml:2:9: eci.token: env POLICY_TEST_TWO_LINES: the value has a line break at character 6 (only trailing whitespace is dropped); a credential is one line".to_string(),
+            format!(
+                "policy.toml:5:36: vault.auth.token: file {}: the value has a line break at character 10 (only trailing whitespace is dropped); a credential is one line",
+                file.display()
+            ),
+        ]
+    );
+    assert!(
+        got.iter()
+            .all(|e| !e.contains("hvs.second") && !e.contains("ghp_x"))
     );
 }
 

@@ -83,7 +83,7 @@ impl Github {
         let mut app_installation = None;
         let crab = match &section.auth {
             GithubAuth::Token(r) => {
-                let token = r.resolve().map_err(|e| {
+                let token = r.resolve_line().map_err(|e| {
                     DestError::fatal(format!("GitHub credential ({}): {e}", r.describe()))
                 })?;
                 builder

@@ -596,7 +596,7 @@ impl rustify::Endpoint for RawRequest {
 }
 
 fn resolve(r: &crate::policy::SecretRef) -> Result<SecretValue, DestError> {
-    r.resolve()
+    r.resolve_line()
         .map_err(|e| DestError::fatal(format!("Vault credential ({}): {e}", r.describe())))
 }
 

@@ -54,6 +54,14 @@ impl SecretRef {
         }
     }
 
+    /// [`resolve`](Self::resolve) for a value sent in an HTTP header or as a password: it must
+    /// be one line (a line break inside a token cannot be sent, and is a pasting mistake).
+    pub fn resolve_line(&self) -> Result<SecretValue, String> {
+        let value = self.resolve()?;
+        one_line(&value)?;
+        Ok(value)
+    }
+
     /// `"env ECI_ACCESS_TOKEN"`, `"file /x"`, `"vault secret/x#k"`.
     pub fn describe(&self) -> String {
         match self {
@@ -62,6 +70,23 @@ impl SecretRef {
             SecretRef::Vault { path, key } => format!("vault {path}#{key}"),
         }
     }
+}
+
+/// Why `value` is not a one-line credential (never quoting it).
+pub(crate) fn one_line(value: &SecretValue) -> Result<(), String> {
+    let v = value.expose();
+    if let Some(at) = v.chars().position(char::is_control) {
+        let what = match v.chars().nth(at) {
+            Some('\n' | '\r') => "a line break",
+            Some('\t') => "a tab",
+            _ => "a control character",
+        };
+        return Err(format!(
+            "the value has {what} at character {} (only trailing whitespace is dropped); a credential is one line",
+            at + 1
+        ));
+    }
+    Ok(())
 }
 
 /// The largest credential file read.
@@ -330,7 +355,10 @@ pub(crate) fn check_all(cx: &mut Ctx<'_>) {
                     ),
                 }
             }
-            Ok(_) => continue,
+            Ok(value) => match one_line(&value) {
+                Ok(()) => continue,
+                Err(e) => format!("{}: {e}", secret.get_ref().describe()),
+            },
             Err(message) => message,
         };
         if let SecretRef::File(path) = secret.get_ref() {
