@@ -175,3 +175,90 @@ name = "ops-bot"
     assert_eq!(world.eci_named("ops-bot").await.len(), 1, "nothing created");
     world.assert_no_leak().await;
 }
+
+/// ECI may not show a token's value: the calling credential is then told apart by finding it
+/// among the tokens whose values ECI shows. Hidden and not found, the token may be the calling
+/// credential and is not rotated; hidden but the credential found elsewhere, it is rotated.
+#[tokio::test]
+async fn a_token_whose_value_eci_hides_is_rotated_only_when_it_is_not_the_credential() {
+    let world = World::new().await;
+    let bot = world.eci_named("ops-bot").await.pop().expect("ops-bot");
+    let bot_id = bot["id"].as_str().expect("id").to_string();
+    let due = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{bot_id}"),
+            json!({"expires": due, "value_hidden": true}),
+        )
+        .await;
+    let other = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let other_id = other["id"].as_str().expect("id").to_string();
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{other_id}"),
+            json!({"value_hidden": true}),
+        )
+        .await;
+    let policy = world.policy(
+        r#"
+[[token]]
+name = "ops-bot"
+  [[token.github]]
+  repo = "acme/web"
+  secret = "OPS_BOT"
+
+[[token]]
+name = "ci-deploy"
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+"#,
+    );
+    // The credential's own value is hidden: neither token can be told apart from it.
+    for args in [&["--rotate-now", "--dry-run"][..], &["--rotate-now"][..]] {
+        let run = world.run(&policy, args).await;
+        assert_eq!(run.code, 1, "{args:?}: {}", run.all());
+        assert!(
+            run.stdout.contains(&format!(
+                "ECI does not show the value of ops-bot ({bot_id}), and the credential this program calls ECI with is not among the tokens whose value it shows"
+            )),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
+    assert_eq!(world.eci_named("ops-bot").await.len(), 1, "nothing created");
+    assert_eq!(
+        world.eci_named("ci-deploy").await.len(),
+        1,
+        "nothing created"
+    );
+    let check = world.run(&policy, &["--status"]).await;
+    assert!(check.stdout.contains("ops-bot: failed"), "{}", check.stdout);
+
+    // ECI shows the credential's value again: ci-deploy (still hidden) is known not to be it.
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{bot_id}"),
+            json!({"value_hidden": false}),
+        )
+        .await;
+    let run = world
+        .run(&policy, &["--rotate-now", "--token", "ci-deploy"])
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("ci-deploy: rotated"), "{}", run.stdout);
+    let run = world
+        .run(&policy, &["--rotate-now", "--token", "ops-bot"])
+        .await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("would lock this program out"),
+        "{}",
+        run.stdout
+    );
+    let probe = world.run(&policy, &["--check", "--online"]).await;
+    assert_eq!(probe.code, 0, "the credential still works: {}", probe.all());
+    world.assert_no_leak().await;
+}

@@ -103,6 +103,53 @@ impl Engine {
         reports
     }
 
+    /// Refuse to rotate `current` when it is (or, its value hidden, may be) the credential
+    /// this program calls ECI with, read from a place it does not update: deleting it would
+    /// lock this program out.
+    async fn not_the_calling_credential(&self, name: &str, current: &Token) -> Step<()> {
+        let calling = self.eci.token();
+        let refused = || {
+            format!(
+                "{name} is the credential this program calls ECI with, read from a place it does not \
+                 update: rotating it would lock this program out. Give the token a [[token.vault]] \
+                 destination and read [eci] token from it ({{ vault = \"path#key\" }})"
+            )
+        };
+        match &current.value {
+            Some(v) if v.same_as(&calling) => return Err(refused()),
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        // [eci] token is read from another policy token's Vault destination: that token is the
+        // calling credential.
+        if self.own_credential.is_some() {
+            return Ok(());
+        }
+        // ECI does not show this token's value: it is not the calling credential only if that
+        // credential is found among the tokens whose values ECI does show.
+        let all = self.eci.list(None).await.map_err(|e| {
+            format!(
+                "ECI does not show {name}'s value, and the tokens could not be listed to tell it apart \
+                 from the credential this program calls ECI with: {e}"
+            )
+        })?;
+        match all
+            .iter()
+            .find(|t| t.value.as_ref().is_some_and(|v| v.same_as(&calling)))
+        {
+            Some(t) if t.id == current.id => Err(refused()),
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "ECI does not show the value of {name} ({}), and the credential this program calls ECI \
+                 with is not among the tokens whose value it shows: {name} may be that credential, and \
+                 rotating it would lock this program out, so it is not rotated. If it is, give it a \
+                 [[token.vault]] destination and read [eci] token from it ({{ vault = \"path#key\" }}); \
+                 if it is not, call ECI with a token whose value ECI shows",
+                current.id
+            )),
+        }
+    }
+
     fn is_own(&self, name: &str) -> bool {
         self.own_credential
             .as_ref()
@@ -408,18 +455,9 @@ impl Engine {
                         current.expires.map(report::when).unwrap_or_default()
                     ));
                 }
-                if !self.is_own(&policy.name)
-                    && current
-                        .value
-                        .as_ref()
-                        .is_some_and(|v| v.same_as(&self.eci.token()))
-                {
-                    return Err(format!(
-                        "{} is the credential this program calls ECI with, read from a place it does not \
-                         update: rotating it would lock this program out. Give the token a [[token.vault]] \
-                         destination and read [eci] token from it ({{ vault = \"path#key\" }})",
-                        policy.name
-                    ));
+                if !self.is_own(&policy.name) {
+                    self.not_the_calling_credential(&policy.name, &current)
+                        .await?;
                 }
                 // Asked in a dry run too (nothing is written): it shows what a real run would do.
                 self.destinations_ready(policy).await?;
