@@ -1305,3 +1305,41 @@ async fn two_tokens_fitting_one_failed_create_are_both_left_alone() {
     }
     world.assert_no_leak().await;
 }
+
+/// ECI's clock is not this host's: a token's `created` is on ECI's clock. A create ECI
+/// refused although it made the token is still recognised, and taken by the next run, with
+/// ECI's clock 10 minutes behind or 40 minutes ahead (each run used to leave one more
+/// replacement behind).
+#[tokio::test]
+async fn a_refused_create_is_recognised_whatever_ecis_clock_says() {
+    for offset_seconds in [-2400, -600, 2400] {
+        let world = World::new().await;
+        world
+            .admin_put("/eci/clock", json!({ "offset_seconds": offset_seconds }))
+            .await;
+        let old = world
+            .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+            .await;
+        let policy = world.policy(GITHUB_TWO);
+        world
+            .admin_post(
+                "/faults",
+                json!({"method": "POST", "path_contains": "/user/user_access_token", "status": 409, "count": 1, "phase": "after"}),
+            )
+            .await;
+        let first = world.run(&policy, &["--rotate-now"]).await;
+        assert_eq!(first.code, 1, "{offset_seconds}: {}", first.all());
+        let made = marked(&world, "ci-deploy", &old["id"])
+            .await
+            .expect("the refused create made one");
+        let run = world.run(&policy, &["--rotate-now"]).await;
+        assert_eq!(run.code, 0, "{offset_seconds}: {}", run.all());
+        assert_eq!(
+            ids(&world, "ci-deploy").await,
+            vec![made["id"].clone()],
+            "{offset_seconds}: the refused create's token replaced the old one, no other made: {}",
+            run.stdout
+        );
+        world.assert_no_leak().await;
+    }
+}

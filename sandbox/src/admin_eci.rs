@@ -23,6 +23,27 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/eci/deleted", get(deleted))
         .route("/eci/minted", get(minted))
         .route("/eci/organization", get(organization))
+        .route("/eci/clock", get(clock).put(set_clock))
+}
+
+/// `{"offset_seconds": N}`: how far the fake ECI's clock is from the host's (negative:
+/// behind). Creation times and expiry checks follow it, as a real server's own clock would.
+async fn clock(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"offset_seconds": lock(&st.eci).clock_offset().num_seconds()}))
+}
+
+async fn set_clock(
+    State(st): State<AppState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> AdminResult {
+    let Json(b) = body.map_err(|e| AdminError::bad(e.body_text()))?;
+    let secs = b
+        .get("offset_seconds")
+        .and_then(Value::as_i64)
+        .filter(|s| s.abs() <= 366 * 86_400)
+        .ok_or_else(|| AdminError::bad("offset_seconds must be an integer (at most a year)"))?;
+    lock(&st.eci).set_clock_offset(chrono::Duration::seconds(secs));
+    Ok(Json(json!({"offset_seconds": secs})).into_response())
 }
 
 #[derive(Deserialize)]

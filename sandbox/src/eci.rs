@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -50,7 +50,20 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
                 "method not allowed on this endpoint",
             )
         })
-        .layer(middleware::from_fn_with_state(state, authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state, server_date))
+}
+
+/// Every reply's `Date` is this server's own clock (see the admin `/eci/clock` knob), as a
+/// real server's would be.
+async fn server_date(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let now = lock(&st.eci).now();
+    let date = now.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = header::HeaderValue::from_str(&date) {
+        resp.headers_mut().insert(header::DATE, v);
+    }
+    resp
 }
 
 /// The value of `Authorization: Bearer <value>`, if present.
@@ -62,8 +75,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn authenticate(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let caller = bearer(req.headers())
-        .and_then(|value| lock(&st.eci).authenticate(value, Utc::now()).map(|t| t.id));
+    let caller = bearer(req.headers()).and_then(|value| {
+        let eci = lock(&st.eci);
+        eci.authenticate(value, eci.now()).map(|t| t.id)
+    });
     match caller {
         Some(id) => {
             req.extensions_mut().insert(Caller(id));
@@ -157,7 +172,7 @@ struct CreateBody {
     expires: chrono::DateTime<Utc>,
 }
 
-fn parse_create(body: &[u8]) -> Result<CreateBody, EciError> {
+fn parse_create(body: &[u8], now: DateTime<Utc>) -> Result<CreateBody, EciError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| EciError::invalid("request body must be a JSON object"))?;
     let obj = value
@@ -179,7 +194,7 @@ fn parse_create(body: &[u8]) -> Result<CreateBody, EciError> {
         }
         Some(_) => return Err(EciError::invalid("expires must be an RFC 3339 time")),
     };
-    if expires <= Utc::now() {
+    if expires <= now {
         return Err(EciError::invalid("expires must be in the future"));
     }
     Ok(CreateBody {
@@ -215,7 +230,7 @@ async fn create(
             "the caller lacks the permission User.UserAccessToken.CREATE",
         ));
     }
-    let req = parse_create(&body)?;
+    let req = parse_create(&body, store.now())?;
     let token = store.create(NewToken {
         name: req.name,
         description: req.description,

@@ -54,6 +54,8 @@ pub(crate) struct EciStore {
     counter: u64,
     /// Latest `created` handed out, keeping creation times strictly increasing.
     last_created: Option<DateTime<Utc>>,
+    /// How far this server's clock is from the host's (a real ECI keeps its own time).
+    clock_offset: Duration,
 }
 
 /// A fresh token value: `u_` + 43 chars of URL-safe base64 (32 random bytes).
@@ -64,6 +66,27 @@ pub(crate) fn new_token_value() -> String {
 }
 
 impl EciStore {
+    /// Set this server's clock `offset` from the host's, as if it had always been so: the
+    /// times it has handed out move with it.
+    pub(crate) fn set_clock_offset(&mut self, offset: Duration) {
+        let delta = offset - self.clock_offset;
+        self.clock_offset = offset;
+        self.org_created += delta;
+        for t in self.tokens.iter_mut().chain(self.deleted.iter_mut()) {
+            t.created += delta;
+        }
+        self.last_created = self.last_created.map(|l| l + delta);
+    }
+
+    /// This server's time: the host's, moved by [`clock_offset`](Self::clock_offset).
+    pub(crate) fn clock_offset(&self) -> Duration {
+        self.clock_offset
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        Utc::now() + self.clock_offset
+    }
+
     pub(crate) fn new() -> Self {
         let now = Utc::now();
         EciStore {
@@ -75,6 +98,7 @@ impl EciStore {
             idempotency: HashMap::new(),
             counter: 0,
             last_created: None,
+            clock_offset: Duration::zero(),
         }
     }
 
@@ -108,7 +132,7 @@ impl EciStore {
     /// one, and exact in `style`; a whole-second style that would run more than a second ahead
     /// of the clock gives way to a fractional one (same offset), so times never drift.
     fn next_created(&mut self, style: u8) -> (DateTime<Utc>, u8) {
-        let now = Utc::now();
+        let now = self.now();
         let floor = self
             .last_created
             .map_or(now, |last| now.max(last + Duration::microseconds(1)));

@@ -1328,6 +1328,7 @@ impl Engine {
             known_ids: Some(named.iter().map(|t| t.id.clone()).collect()),
             description: Some(description.clone()),
             expires: Some(new_expires),
+            eci_offset_seconds: self.eci.server_offset().map(|o| o.num_seconds()),
         };
         rot.phase = Phase::Creating;
         rot.create_attempt = Some(attempt.clone());
@@ -1849,16 +1850,24 @@ fn unique_matches<'a, 'b>(
 /// Whether `token` may be what the failed create `attempt` made: new since its listing and
 /// created within [`LATE_CREATE`] of it.
 fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
+    let at = attempt.at_on_eci_clock();
+    // A token missing from the attempt's listing is newer than the attempt on any clock: only
+    // how late it came is bounded.
+    let early_enough =
+        attempt.known_ids.is_some() || token.created.is_some_and(|c| c >= at - CLOCK_SKEW);
     made_by(attempt, token)
-        && token.created.is_some_and(|c| {
-            c >= attempt.at - CLOCK_SKEW && c <= attempt.at + CLOCK_SKEW + LATE_CREATE
-        })
+        && early_enough
+        && token
+            .created
+            .is_some_and(|c| c <= at + CLOCK_SKEW + LATE_CREATE)
 }
 
 fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
     let new = match &attempt.known_ids {
         Some(known) => !known.contains(&token.id),
-        None => token.created.is_none_or(|c| c >= attempt.at - CLOCK_SKEW),
+        None => token
+            .created
+            .is_none_or(|c| c >= attempt.at_on_eci_clock() - CLOCK_SKEW),
     };
     // What the create asked for (journals from before these were recorded: not checked).
     let described = attempt

@@ -244,6 +244,20 @@ impl World {
         v
     }
 
+    pub async fn admin_put(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.sandbox.admin()))
+            .json(&body)
+            .send()
+            .await
+            .expect("admin call");
+        let status = r.status();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "admin PUT {path}: {status} {v}");
+        v
+    }
+
     pub async fn admin_delete(&self, path: &str) {
         let r = self
             .http
