@@ -1343,3 +1343,58 @@ async fn a_refused_create_is_recognised_whatever_ecis_clock_says() {
         world.assert_no_leak().await;
     }
 }
+
+/// A grace period, ECI no longer showing the replacement's value, and someone else writing
+/// another key of the same Vault secret meanwhile: before the old token goes, Vault is asked
+/// for the value it holds and compared with the replacement's fingerprint, so the rotation
+/// finishes (it used to fail on every run: "cannot be read back from ECI to compare").
+#[tokio::test]
+async fn another_key_written_beside_a_hidden_replacement_does_not_block_the_rotation() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(
+        r#"
+[[token]]
+name = "ci-deploy"
+grace = "2s"
+  [[token.vault]]
+  path = "team/shared"
+  key = "ECI_ACCESS_TOKEN"
+"#,
+    );
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    assert!(first.stdout.contains("grace"), "{}", first.stdout);
+    let new = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    let new_id = new["id"].as_str().expect("id").to_string();
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{new_id}"),
+            json!({"value_hidden": true}),
+        )
+        .await;
+    let mut data = world.vault_read("team/shared").await.expect("secret")["data"].clone();
+    data["DATABASE_URL"] = json!("postgres://db.internal/app");
+    world.vault_write("team/shared", data).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        ids(&world, "ci-deploy").await,
+        vec![json!(new_id)],
+        "{}",
+        run.stdout
+    );
+    let held = world.vault_read("team/shared").await.expect("secret");
+    assert_eq!(held["data"]["DATABASE_URL"], "postgres://db.internal/app");
+    assert!(held["data"]["ECI_ACCESS_TOKEN"] == value_of(&new).as_str());
+    world.assert_no_leak().await;
+}

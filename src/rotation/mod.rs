@@ -631,6 +631,10 @@ impl Engine {
         let new_id = rot.new_id.clone().unwrap_or_default();
         if value.is_none() && earlier.iter().any(|d| matches!(d, Destination::Vault(_))) {
             value = self.replacement_value(rot).await;
+            if value.is_none() {
+                // ECI does not show it: a Vault destination that still holds it has it.
+                value = self.replacement_value_from_vault(rot, &earlier).await;
+            }
         }
         let mut changed = Vec::new();
         for dest in &earlier {
@@ -721,6 +725,26 @@ impl Engine {
         };
         report.destinations.clear();
         self.sync_destinations(policy, rot, &value, report).await
+    }
+
+    /// The replacement's value as one of `dests`' Vault secrets holds it (its fingerprint the
+    /// journal's): for when ECI does not show it.
+    async fn replacement_value_from_vault(
+        &self,
+        rot: &Rotation,
+        dests: &[Destination],
+    ) -> Option<SecretValue> {
+        let want = rot.new_fingerprint.as_deref()?;
+        let vault = self.vault().ok()?;
+        for dest in dests {
+            if let Destination::Vault(v) = dest
+                && let Ok(Some(stored)) = vault.read_value(v).await
+                && stored.fingerprint() == want
+            {
+                return Some(stored);
+            }
+        }
+        None
     }
 
     /// The replacement's value, from the credential in use when it is that one, else from ECI.
