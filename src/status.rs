@@ -32,6 +32,9 @@ pub struct Status {
     /// How to call this program on this policy in the commands shown.
     #[serde(skip)]
     pub command: String,
+    /// State files that could not be read (each message names the file and what to do).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub state_errors: Vec<String>,
     /// Open rotations of tokens the policy no longer lists.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unlisted_rotations: Vec<String>,
@@ -43,6 +46,7 @@ impl Status {
     pub fn troubled(&self) -> bool {
         self.eci_error.is_some()
             || self.vault_error.is_some()
+            || !self.state_errors.is_empty()
             || !self.unlisted_rotations.is_empty()
             || self
                 .tokens
@@ -141,6 +145,7 @@ pub async fn gather(
         last_run: store.and_then(last_run),
         eci_error,
         vault_error: None,
+        state_errors: Vec::new(),
         tokens: Vec::new(),
         command: crate::app::command_for(policy),
         unlisted_rotations: store
@@ -160,14 +165,21 @@ pub async fn gather(
         .map(|v| v.mount.as_str())
         .unwrap_or("secret");
     for t in &policy.tokens {
-        let open: Option<Rotation> = store.and_then(|s| s.load(ROTATIONS, &t.name).ok().flatten());
+        let mut unreadable = Vec::new();
+        let mut note = |e: crate::state::StateError| unreadable.push(e.to_string());
+        let open: Option<Rotation> =
+            store.and_then(|s| s.load(ROTATIONS, &t.name).map_err(&mut note).ok().flatten());
         let record: Option<TokenRecord> =
-            store.and_then(|s| s.load(TOKENS, &t.name).ok().flatten());
+            store.and_then(|s| s.load(TOKENS, &t.name).map_err(&mut note).ok().flatten());
         let held: Vec<String> = store
-            .and_then(|s| s.load(HELD, &t.name).ok().flatten())
+            .and_then(|s| s.load(HELD, &t.name).map_err(&mut note).ok().flatten())
             .unwrap_or_default();
         let minted: Vec<String> = store
-            .and_then(|s| crate::rotation::minted::load(s, &t.name).ok())
+            .and_then(|s| {
+                crate::rotation::minted::load(s, &t.name)
+                    .map_err(&mut note)
+                    .ok()
+            })
             .unwrap_or_default()
             .into_iter()
             .map(|m| m.id)
@@ -176,7 +188,7 @@ pub async fn gather(
             .as_ref()
             .map(|all| all.iter().filter(|x| x.name == t.name).cloned().collect());
         let failure: Option<LastFailure> =
-            store.and_then(|s| s.load(FAILURES, &t.name).ok().flatten());
+            store.and_then(|s| s.load(FAILURES, &t.name).map_err(&mut note).ok().flatten());
         // Tokens failed creates made: the open rotation's replacement-to-be (when it has none
         // yet), else strays that a run deletes.
         let (attempts, strays): (Vec<String>, Vec<String>) = match (&open, &record, &named) {
@@ -201,6 +213,11 @@ pub async fn gather(
                 st.state = "failed";
             }
             st.last_error = Some(f);
+        }
+        if !unreadable.is_empty() {
+            // What the saved state would have said is not known: not `ok` or `due`.
+            st.state = "unknown";
+            status.state_errors.append(&mut unreadable);
         }
         st.other_tokens = other_tokens(
             &st,
@@ -399,6 +416,9 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
             out,
             "warning: {e}; a rotation that writes to Vault would fail now"
         );
+    }
+    for e in &status.state_errors {
+        let _ = writeln!(out, "warning: {e}");
     }
     for u in &status.unlisted_rotations {
         let _ = writeln!(out, "warning: {u}");

@@ -249,6 +249,7 @@ fn fixed_status() -> Status {
         }),
         eci_error: None,
         vault_error: None,
+        state_errors: Vec::new(),
         tokens: vec![ok, due, failed, grace, never, token("ci-gone", "missing")],
         command: "eci-secret-sync --config /srv/eci/policy.toml".into(),
         unlisted_rotations: Vec::new(),

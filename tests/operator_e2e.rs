@@ -722,3 +722,47 @@ async fn status_says_when_vault_cannot_be_used() {
     let again = world.run(&policy, &["--status"]).await;
     assert_eq!(again.code, 0, "unsealed: {}", again.all());
 }
+
+/// A journal that cannot be read is not hidden behind the last rotation's state: `--status`
+/// names the file and what to do, shows the token as `unknown` and exits 1.
+#[tokio::test]
+async fn status_names_an_unreadable_journal() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    github_down(&world).await;
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 1);
+    let journal = std::fs::read_dir(world.state_dir().join("rotations"))
+        .expect("rotations")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("an open rotation's journal");
+    std::fs::write(&journal, "{\"version\":1,").expect("garble");
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 1, "{}", st.all());
+    assert!(
+        st.stdout.contains(&format!(
+            "warning: state file {} is unreadable",
+            journal.display()
+        )) && st.stdout.contains("move it aside and run again"),
+        "{}",
+        st.stdout
+    );
+    assert!(st.stdout.contains("ci-deploy: unknown"), "{}", st.stdout);
+    let json_run = world.run(&policy, &["--status", "--json"]).await;
+    assert_eq!(json_run.code, 1, "{}", json_run.all());
+    let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
+    assert_eq!(v["tokens"][0]["state"], "unknown");
+    assert!(
+        v["state_errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("is unreadable")),
+        "{v}"
+    );
+    world.assert_no_leak().await;
+}
