@@ -248,17 +248,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
             .unwrap_or_default(),
         std::process::id()
     ));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path))?;
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io(path))
+    })();
+    if written.is_err() {
+        // A full disk or a failed rename leaves no half-written file behind.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(path)
 }
 

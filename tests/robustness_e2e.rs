@@ -1398,3 +1398,77 @@ grace = "2s"
     assert!(held["data"]["ECI_ACCESS_TOKEN"] == value_of(&new).as_str());
     world.assert_no_leak().await;
 }
+
+/// The state folder fails (a full disk, here its `tokens` folder replaced by a file) right
+/// after the old token was deleted: the run says the rotation is done and the old token
+/// deleted, not that it was kept; the next run, with the folder back, records it.
+#[tokio::test]
+async fn a_state_write_failing_after_the_delete_does_not_claim_the_old_token_was_kept() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/latency",
+            json!({"method": "DELETE", "path_contains": "/user/user_access_token", "ms": 2500}),
+        )
+        .await;
+    let child = world
+        .command(&policy, &["--rotate-now"])
+        .spawn()
+        .expect("run starts");
+    let tokens = world.state_dir().join("tokens");
+    let aside = world.state_dir().join("tokens.aside");
+    // Wait for the journal to say the delete is under way (it is saved before the DELETE is
+    // sent, which then takes 2.5 s), then take the folder away.
+    let rotations = world.state_dir().join("rotations");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let deleting = std::fs::read_dir(&rotations)
+            .into_iter()
+            .flatten()
+            .any(|e| {
+                e.ok()
+                    .and_then(|e| std::fs::read_to_string(e.path()).ok())
+                    .is_some_and(|j| j.contains("\"phase\": \"deleting\""))
+            });
+        if deleting {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delete never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    std::fs::rename(&tokens, &aside).expect("set tokens/ aside");
+    std::fs::write(&tokens, "not a folder").expect("file in its place");
+    let out = child.wait_with_output().await.expect("run ends");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "old token    {} expires",
+            old["id"].as_str().expect("id")
+        )) && stdout.contains(" deleted\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(" kept\n"), "{stdout}");
+    assert!(
+        stdout.contains("the rotation is done") && stdout.contains("the next run records it"),
+        "{stdout}"
+    );
+    std::fs::remove_file(&tokens).expect("remove the file");
+    std::fs::rename(&aside, &tokens).expect("folder back");
+    world.admin_delete("/latency").await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(world.eci_named("ci-deploy").await.len(), 1);
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 0, "{}", st.all());
+    assert!(st.stdout.contains("ci-deploy: ok"), "{}", st.stdout);
+    world.assert_no_leak_in("the first run", &stdout).await;
+    world.assert_no_leak().await;
+}

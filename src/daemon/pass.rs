@@ -220,6 +220,10 @@ fn log_report(r: &TokenReport) {
             token = %r.name, old_id = %old, new_id = %new, new_expires = %new_expires,
             old_deleted_after = %when(*until), "rotated; old token kept for the grace period"
         ),
+        Outcome::Failed { error } if r.old_deleted => tracing::warn!(
+            token = %r.name, old_id = %old, new_id = %new, error = %error,
+            "rotation done, old token deleted, but not recorded"
+        ),
         Outcome::Failed { error } => tracing::warn!(
             token = %r.name, old_id = %old, new_id = %new, error = %error,
             "rotation failed; the old token was kept"

@@ -591,12 +591,20 @@ impl Engine {
             .await
             .map_err(|e| format!("deleting the old token {}: {e} (every destination already holds the new one; the next run retries)", rot.old_id))?;
         tracing::info!(token = %rot.token_name, old = %rot.old_id, existed, "old token deleted");
+        report.old_deleted = true;
         self.forget_minted(&rot.token_name, &rot.old_id);
         self.audit(Entry {
             token_id: Some(&rot.old_id),
             ..Entry::new(Action::Deleted, &rot.token_name)
         });
-        self.finish(&rot)?;
+        self.finish(&rot).map_err(|e| {
+            format!(
+                "the rotation is done (every destination holds replacement {}, the old token {} was deleted), \
+                 but recording that in the state folder failed: {e}; the next run records it",
+                rot.new_id.as_deref().unwrap_or("?"),
+                rot.old_id
+            )
+        })?;
         report.outcome = Outcome::Rotated { old_deleted: true };
         Ok(())
     }

@@ -85,6 +85,8 @@ pub struct TokenReport {
     /// The run failed before it could ask ECI, and the saved state shows the token not due and
     /// no rotation open: a failed run, but no failed rotation (no alert, no failure counted).
     pub known_not_due: bool,
+    /// The old token was deleted (a run that failed after that, recording it, did not keep it).
+    pub old_deleted: bool,
 }
 
 impl TokenReport {
@@ -102,6 +104,7 @@ impl TokenReport {
             destinations: Vec::new(),
             warnings: Vec::new(),
             known_not_due: false,
+            old_deleted: false,
         }
     }
 
@@ -199,6 +202,7 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
             let fate = match r.outcome {
                 Outcome::Rotated { old_deleted: true } => " deleted",
                 Outcome::GracePending { .. } => " kept (grace)",
+                Outcome::Failed { .. } if r.old_deleted => " deleted",
                 Outcome::Failed { .. } if r.new_id.is_some() => " kept",
                 _ => "",
             };
