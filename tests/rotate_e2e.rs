@@ -586,6 +586,21 @@ async fn a_token_with_no_destinations_is_only_watched() {
             "{args:?}: {}",
             run.stdout
         );
+        // Counted as watched, not as "not due"; its id is the token, not an "old" one.
+        assert!(
+            run.stdout
+                .contains("0 rotated, 0 not due, 0 failed, 1 watched"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains(&format!(
+                "  token        {} expires",
+                seeded["id"].as_str().expect("id")
+            )) && !run.stdout.contains("old token"),
+            "{args:?}: {}",
+            run.stdout
+        );
     }
     let named = world.eci_named("by-hand").await;
     assert_eq!(named.len(), 1);

@@ -16,6 +16,9 @@ pub struct PassRecord {
     pub finished: DateTime<Utc>,
     pub rotated: usize,
     pub not_due: usize,
+    /// Tokens with no destinations: watched, never rotated.
+    #[serde(default)]
+    pub watched: usize,
     pub failed: usize,
     /// Why the pass did not go through the tokens (Vault down, lock held, cut short).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,10 +41,15 @@ impl PassRecord {
         match &self.error {
             Some(e) => format!("did not complete: {e}"),
             None => format!(
-                "{} rotated, {} not due, {} failed{}",
+                "{} rotated, {} not due, {} failed{}{}",
                 self.rotated,
                 self.not_due,
                 self.failed,
+                if self.watched > 0 {
+                    format!(", {} watched", self.watched)
+                } else {
+                    String::new()
+                },
                 self.unusable
                     .as_deref()
                     .map(|u| format!("; {u}"))
@@ -138,6 +146,7 @@ mod tests {
             finished: t,
             rotated: 0,
             not_due: 1,
+            watched: 0,
             failed: 0,
             error: None,
             unusable: None,

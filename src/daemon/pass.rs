@@ -33,6 +33,7 @@ impl PassOutcome {
                 finished: Utc::now(),
                 rotated: 0,
                 not_due: 0,
+                watched: 0,
                 failed: 0,
                 error: Some(error),
                 unusable: None,
@@ -116,12 +117,8 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
                 _ => false,
             })
             .count(),
-        not_due: count(|o| {
-            matches!(
-                o,
-                Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. }
-            )
-        }),
+        not_due: count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
+        watched: count(|o| matches!(o, Outcome::Watched { .. })),
         failed: count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
         error: None,
         unusable,

@@ -206,10 +206,23 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
                 Outcome::Failed { .. } if r.new_id.is_some() => " kept",
                 _ => "",
             };
+            // "old" only where there is a new one (made, or about to be).
+            let label = if r.new_id.is_some()
+                || matches!(
+                    r.outcome,
+                    Outcome::Rotated { .. }
+                        | Outcome::GracePending { .. }
+                        | Outcome::WouldRotate { .. }
+                        | Outcome::WouldResume { .. }
+                ) {
+                "old token   "
+            } else {
+                "token       "
+            };
             if r.old_expires.is_some() || !fate.is_empty() {
                 let _ = writeln!(
                     out,
-                    "  old token    {old} expires {}{fate}",
+                    "  {label} {old} expires {}{fate}",
                     expiry(r.old_expires, now)
                 );
             }
@@ -244,15 +257,18 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
         .iter()
         .filter(|r| r.resumed && matches!(r.outcome, Outcome::GracePending { .. }))
         .count();
+    let watched = count(|o| matches!(o, Outcome::Watched { .. }));
     let _ = writeln!(
         out,
-        "{} rotated, {} not due, {} failed{}{}",
+        "{} rotated, {} not due, {} failed{}{}{}",
         count(|o| matches!(o, Outcome::Rotated { .. } | Outcome::GracePending { .. })) - waiting,
-        count(|o| matches!(
-            o,
-            Outcome::NotDue { .. } | Outcome::NeverExpires | Outcome::Watched { .. }
-        )),
+        count(|o| matches!(o, Outcome::NotDue { .. } | Outcome::NeverExpires)),
         count(|o| matches!(o, Outcome::Failed { .. } | Outcome::Unknown)),
+        if watched > 0 {
+            format!(", {watched} watched")
+        } else {
+            String::new()
+        },
         {
             let planned =
                 count(|o| matches!(o, Outcome::WouldRotate { .. } | Outcome::WouldResume { .. }));
