@@ -33,8 +33,14 @@ pub async fn run(cli: &Cli) -> u8 {
         Ok(p) => p,
         Err(errors) => {
             crate::say_err!("{errors}");
+            // A file that is not there (or not a file) is not "invalid": it was never read.
+            let what = if cli.config.is_file() {
+                "is invalid"
+            } else {
+                "cannot be read"
+            };
             crate::say_err!(
-                "policy {} is invalid; nothing was changed",
+                "policy {} {what}; nothing was changed",
                 cli.config.display()
             );
             return exit::CONFIG;

@@ -283,3 +283,33 @@ fn status_json() {
     let json = serde_json::to_string_pretty(&fixed_status()).expect("status JSON");
     golden("status_json", &json, &[]);
 }
+
+/// A policy file that is not there is not called invalid: it names the file and how to name
+/// another one.
+#[test]
+fn check_missing_policy_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("policy.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_eci-secret-sync"))
+        .arg("--config")
+        .arg(&policy)
+        .arg("--check")
+        .env_remove("ECI_SECRET_SYNC_CONFIG")
+        .env_remove("ECI_SECRET_SYNC_LOG")
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status
+            .code()
+            .map_or_else(|| "signal".to_owned(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let dir_text = dir.path().display().to_string();
+    golden(
+        "check_missing_policy_file",
+        &text,
+        &[(escape(&dir_text), "[DIR]".to_owned())],
+    );
+}
