@@ -118,6 +118,11 @@ pub fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
+/// `2026-12-10 09:00:06 UTC`: for a deadline a run compares to the second (a grace end).
+pub fn when_exact(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// `in 6d 14h`, `3h ago`
 pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = t - now;
@@ -189,11 +194,11 @@ pub fn render(reports: &[TokenReport], now: DateTime<Utc>) -> String {
             // A run that found the rotation already waiting out its grace rotated nothing.
             Outcome::GracePending { until } if r.resumed => format!(
                 "in grace: the replacement is in place; old token deleted at the first run after {}",
-                when(*until)
+                when_exact(*until)
             ),
             Outcome::GracePending { until } => format!(
                 "rotated; old token kept for the grace period, deleted at the first run after {}",
-                when(*until)
+                when_exact(*until)
             ),
             Outcome::Failed { .. } => "FAILED".into(),
         };
