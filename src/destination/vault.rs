@@ -382,7 +382,10 @@ impl Vault {
                 };
                 Ok(Some((data, resp.metadata.version)))
             }
-            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) if status_of(&e) == Some(404) => {
+                crate::metrics::api_call("vault", 404);
+                Ok(None)
+            }
             Err(e) => Err(classify(&format!("reading Vault {mount}/{path}"), &e)),
         }
     }
@@ -496,9 +499,18 @@ impl Vault {
             body: None,
         };
         match vaultrs::api::exec_with_empty(&*client, request).await {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(429 | 472 | 473)) => Ok(()),
-            Err(e) if status_of(&e) == Some(503) => Err(DestError::transient("Vault is sealed")),
+            Ok(()) => {
+                crate::metrics::api_call("vault", 200);
+                Ok(())
+            }
+            Err(e) if matches!(status_of(&e), Some(429 | 472 | 473)) => {
+                crate::metrics::api_call("vault", status_of(&e).unwrap_or(0));
+                Ok(())
+            }
+            Err(e) if status_of(&e) == Some(503) => {
+                crate::metrics::api_call("vault", 503);
+                Err(DestError::transient("Vault is sealed"))
+            }
             Err(e) => Err(classify("Vault sys/health", &e)),
         }
     }
@@ -512,7 +524,7 @@ impl Vault {
         };
         vaultrs::api::exec_with_result(&*client, request)
             .await
-            .map(|_| ())
+            .map(|_| crate::metrics::api_call("vault", 200))
             .map_err(|e| {
                 let e = classify("Vault token lookup-self", &e);
                 if e.message.contains("permission denied") {
