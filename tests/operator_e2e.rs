@@ -168,7 +168,7 @@ async fn abandon_refuses_when_a_destination_holds_the_replacement_unless_forced(
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
-            .contains("may be held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+            .contains("may be) by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
         "{}",
         run.stderr
     );
@@ -251,7 +251,7 @@ async fn abandon_after_a_kill_mid_write_asks_the_destination_whether_it_landed()
             assert_eq!(run.code, 1, "{}", run.all());
             assert!(
                 run.stderr
-                    .contains("may be held by github:repo:acme/web:ECI_ACCESS_TOKEN"),
+                    .contains("may be) by github:repo:acme/web:ECI_ACCESS_TOKEN"),
                 "{}",
                 run.stderr
             );
@@ -397,7 +397,7 @@ name = "ci-deploy"
     assert!(
         abandon
             .stderr
-            .contains("may be held by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
+            .contains("may be) by vault:secret/ci/deploy#ECI_ACCESS_TOKEN"),
         "{}",
         abandon.stderr
     );

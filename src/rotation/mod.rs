@@ -832,7 +832,8 @@ impl Engine {
         if !held.is_empty() {
             if !force {
                 return Err(format!(
-                    "replacement {new_id} may be held by {}; deleting it could break them. Fix what makes the \
+                    "replacement {new_id} is held (or, its write unconfirmed, may be) by {}; deleting it could break \
+                     whatever reads it there. Fix what makes the \
                      rotation fail and finish it with {cmd} --rotate-now --token {name}, or close it anyway with \
                      {cmd} --abandon {name} --force (both tokens stay alive)",
                     held.join(", "),
