@@ -426,7 +426,19 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
     for t in &status.tokens {
         let _ = writeln!(out, "{}: {}", t.name, t.state.replace('_', " "));
         if let Some(id) = &t.id {
-            let _ = writeln!(out, "  token        {id}");
+            // While a replacement exists, the recorded token is the one it replaces.
+            let replaced = t
+                .open_rotation
+                .as_ref()
+                .is_some_and(|r| r.new_id.is_some() && r.old_id == *id);
+            if replaced {
+                let _ = writeln!(
+                    out,
+                    "  old token    {id} (being replaced; see the open rotation)"
+                );
+            } else {
+                let _ = writeln!(out, "  token        {id}");
+            }
         }
         match t.expires {
             Some(e) => {
