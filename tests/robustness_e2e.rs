@@ -659,6 +659,17 @@ async fn a_damaged_journal_says_what_to_do_and_moving_it_aside_finishes_the_rota
     assert_eq!(world.eci_named("ci-deploy").await.len(), 2);
 
     std::fs::rename(&journal, world.state_dir().join("ci-deploy.json.broken")).expect("move aside");
+    // A dry run says what the real run then does: take that replacement, not make another.
+    let dry = world.run(&policy, &["--rotate-now", "--dry-run"]).await;
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert!(
+        dry.stdout.contains(&format!(
+            "would take the unused replacement {} an earlier run made",
+            replacement["id"].as_str().expect("id")
+        )),
+        "{}",
+        dry.stdout
+    );
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     let named = world.eci_named("ci-deploy").await;

@@ -462,6 +462,22 @@ impl Engine {
                 // Asked in a dry run too (nothing is written): it shows what a real run would do.
                 self.destinations_ready(policy).await?;
                 if opts.dry_run {
+                    // A real run would take an unused replacement an earlier run made.
+                    let probe = Rotation::new(
+                        &policy.name,
+                        &current.id,
+                        current.expires,
+                        self.dest_keys(policy),
+                        Utc::now(),
+                    );
+                    let held: Vec<String> = self.load(HELD, &policy.name)?.unwrap_or_default();
+                    if let Some(found) = self.unused_replacement(policy, &probe, &named, &held)? {
+                        report.warnings.push(format!(
+                            "would take the unused replacement {} an earlier run made (expires {}) instead of creating one",
+                            found.id,
+                            found.expires.map(report::when).unwrap_or_else(|| "never".into())
+                        ));
+                    }
                     report.outcome = Outcome::WouldRotate { new_expires };
                     report.destinations = self
                         .dest_keys(policy)
@@ -1277,6 +1293,27 @@ impl Engine {
         }
     }
 
+    /// An unused replacement this program made that `rot` would take instead of creating one.
+    fn unused_replacement(
+        &self,
+        policy: &TokenPolicy,
+        rot: &Rotation,
+        named: &[Token],
+        held: &[String],
+    ) -> Step<Option<Token>> {
+        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
+        let minted = self.minted_ids(&policy.name)?;
+        let trusted = Trusted {
+            // A rotation whose own creates failed is this state folder's: what they made is
+            // known from them, so the marker alone is not trusted.
+            no_record: record.is_none()
+                && rot.earlier_attempts.is_empty()
+                && rot.create_attempt.is_none(),
+            minted: &minted,
+        };
+        Ok(adoptable(policy, rot, named, held, &trusted, Utc::now()))
+    }
+
     /// Make sure exactly one replacement exists: adopt the one an earlier, interrupted attempt
     /// made, else create one. Returns its value.
     async fn create_replacement(
@@ -1326,17 +1363,7 @@ impl Engine {
                 Action::Created,
             );
         }
-        let record: Option<TokenRecord> = self.load(TOKENS, &policy.name)?;
-        let minted = self.minted_ids(&policy.name)?;
-        let trusted = Trusted {
-            // A rotation whose own creates failed is this state folder's: what they made is
-            // known from them, so the marker alone is not trusted.
-            no_record: record.is_none()
-                && rot.earlier_attempts.is_empty()
-                && rot.create_attempt.is_none(),
-            minted: &minted,
-        };
-        if let Some(found) = adoptable(policy, rot, &named, &held, &trusted, Utc::now()) {
+        if let Some(found) = self.unused_replacement(policy, rot, &named, &held)? {
             // An unused replacement this program made (its journal lost or set aside, or the
             // whole state folder gone) is taken rather than minting another beside it.
             return self.adopt(
