@@ -159,7 +159,9 @@ impl Engine {
     pub async fn run_token(&self, policy: &TokenPolicy, opts: &Options) -> TokenReport {
         let mut report = TokenReport::new(&policy.name);
         if let Err(message) = self.drive(policy, opts, &mut report).await {
-            tracing::warn!(token = %policy.name, error = %message, "rotation did not complete");
+            // Reported once where the run's results are shown (the summary, or the daemon's
+            // per-token line): not here too.
+            tracing::debug!(token = %policy.name, error = %message, "rotation did not complete");
             report.outcome = Outcome::Failed { error: message };
         }
         if !opts.dry_run {
