@@ -262,3 +262,53 @@ name = "ci-deploy"
     assert_eq!(probe.code, 0, "the credential still works: {}", probe.all());
     world.assert_no_leak().await;
 }
+
+/// `[eci] token` read from Vault names the policy's own token, but the value there is another
+/// token's, one ECI does not show: that token may be the calling credential, so it is not
+/// rotated (it was, and deleting it locked the program out).
+#[tokio::test]
+async fn a_hidden_token_is_not_taken_for_another_because_eci_token_is_read_from_vault() {
+    let (world, policy, bot) = self_world().await;
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{}", bot["id"].as_str().expect("id")),
+            json!({"expires": (chrono::Utc::now() + chrono::Duration::days(60)).to_rfc3339()}),
+        )
+        .await;
+    let deploy = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let deploy_id = deploy["id"].as_str().expect("id").to_string();
+    // The credential in Vault is ci-deploy's, not ops-bot's.
+    world
+        .vault_write(
+            "eci-secret-sync/credential",
+            json!({"token": deploy["token"]}),
+        )
+        .await;
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{deploy_id}"),
+            json!({"value_hidden": true}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains(&format!(
+            "ECI does not show the value of ci-deploy ({deploy_id})"
+        )),
+        "{}",
+        run.stdout
+    );
+    let live = world.eci_named("ci-deploy").await;
+    assert_eq!(live.len(), 1, "nothing created");
+    assert_eq!(
+        live[0]["id"],
+        json!(deploy_id),
+        "the calling credential lives"
+    );
+    let probe = world.run(&policy, &["--check", "--online"]).await;
+    assert_eq!(probe.code, 0, "still able to call ECI: {}", probe.all());
+    world.assert_no_leak().await;
+}

@@ -120,11 +120,6 @@ impl Engine {
             Some(_) => return Ok(()),
             None => {}
         }
-        // [eci] token is read from another policy token's Vault destination: that token is the
-        // calling credential.
-        if self.own_credential.is_some() {
-            return Ok(());
-        }
         // ECI does not show this token's value: it is not the calling credential only if that
         // credential is found among the tokens whose values ECI does show.
         let all = self.eci.list(None).await.map_err(|e| {
@@ -1907,21 +1902,24 @@ fn unique_matches<'a, 'b>(
     out
 }
 
-/// Whether `token` may be the one `attempt` created: it did not exist before the attempt (or,
-/// for a journal that did not record which existed, was created at or after it).
-/// Whether `token` may be what the failed create `attempt` made: new since its listing and
-/// created within [`LATE_CREATE`] of it.
+/// Whether `token` may be what the failed create `attempt` made: new since its listing, with
+/// the description and expiry it asked for (for a journal that did not record its listing:
+/// created within [`LATE_CREATE`] of it).
 fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
+    if !made_by(attempt, token) {
+        return false;
+    }
+    // Missing from the attempt's own listing, it is newer than the attempt whatever the clocks
+    // say, and the description and expiry it asked for (which `made_by` matched) tie it to
+    // that attempt: no time window, which would judge ECI's `created` by this host's clock or
+    // by a `Date` a gateway may have set.
+    if attempt.known_ids.is_some() {
+        return true;
+    }
     let at = attempt.at_on_eci_clock();
-    // A token missing from the attempt's listing is newer than the attempt on any clock: only
-    // how late it came is bounded.
-    let early_enough =
-        attempt.known_ids.is_some() || token.created.is_some_and(|c| c >= at - CLOCK_SKEW);
-    made_by(attempt, token)
-        && early_enough
-        && token
-            .created
-            .is_some_and(|c| c <= at + CLOCK_SKEW + LATE_CREATE)
+    token
+        .created
+        .is_some_and(|c| c >= at - CLOCK_SKEW && c <= at + CLOCK_SKEW + LATE_CREATE)
 }
 
 fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
