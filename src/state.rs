@@ -160,7 +160,7 @@ impl Store {
     }
 
     /// A file name for a token name: readable, collision-free, safe on any filesystem.
-    fn file_for(&self, sub: &str, name: &str) -> PathBuf {
+    pub fn file_for(&self, sub: &str, name: &str) -> PathBuf {
         let clean: String = name
             .chars()
             .map(|c| {
@@ -204,6 +204,33 @@ impl Store {
     }
 
     /// Every file of a sub-folder, parsed.
+    /// Every file of `sub`, each read on its own: one that cannot be read does not hide the
+    /// others.
+    pub fn load_each<T: DeserializeOwned>(
+        &self,
+        sub: &str,
+    ) -> Result<Vec<(PathBuf, Result<T, StateError>)>, StateError> {
+        let d = self.dir.join(sub);
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&d)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io(&d))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                match read_json(&path) {
+                    Ok(Some(v)) => out.push((path, Ok(v))),
+                    Ok(None) => {}
+                    Err(e) => out.push((path, Err(e))),
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     pub fn load_all<T: DeserializeOwned>(&self, sub: &str) -> Result<Vec<T>, StateError> {
         let d = self.dir.join(sub);
         let mut out = Vec::new();

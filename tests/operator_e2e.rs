@@ -662,6 +662,23 @@ async fn an_open_rotation_of_a_token_removed_from_the_policy_is_reported() {
         "{}",
         run.stdout
     );
+    // An unreadable file beside it hides neither that rotation nor itself.
+    let junk = world.state_dir().join("rotations").join("zz.json");
+    std::fs::write(&junk, "junk").expect("junk journal");
+    for args in [&["--status"][..], &["--rotate-now"][..]] {
+        let run = world.run(&policy, args).await;
+        assert!(
+            run.stdout
+                .contains("warning: ci-deploy has an open rotation")
+                && run.stdout.contains(&format!(
+                    "warning: state file {} is unreadable",
+                    junk.display()
+                )),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
+    std::fs::remove_file(&junk).expect("remove junk");
     world.policy(&both);
     let run = world.run(&policy, &["--rotate-now"]).await;
     assert_eq!(run.code, 0, "{}", run.all());

@@ -1816,8 +1816,32 @@ pub fn unlisted_open_rotations(
     store: &crate::state::Store,
     policy: &crate::policy::Policy,
 ) -> Vec<String> {
-    let open: Vec<Rotation> = store.load_all(ROTATIONS).unwrap_or_default();
-    open.into_iter()
+    let listed: Vec<std::path::PathBuf> = policy
+        .tokens
+        .iter()
+        .map(|t| store.file_for(ROTATIONS, &t.name))
+        .collect();
+    let each: Vec<(
+        std::path::PathBuf,
+        Result<Rotation, crate::state::StateError>,
+    )> = match store.load_each(ROTATIONS) {
+        Ok(each) => each,
+        Err(e) => return vec![e.to_string()],
+    };
+    let mut open = Vec::new();
+    let mut out = Vec::new();
+    for (path, loaded) in each {
+        match loaded {
+            Ok(r) => open.push(r),
+            // A listed token's own journal is reported with that token.
+            Err(_) if listed.contains(&path) => {}
+            Err(e) => out.push(format!(
+                "{e} (it may be the open rotation of a token the policy no longer lists)"
+            )),
+        }
+    }
+    let unlisted = open
+        .into_iter()
         .filter(|r| !policy.tokens.iter().any(|t| t.name == r.token_name))
         .map(|r| {
             format!(
@@ -1832,8 +1856,9 @@ pub fn unlisted_open_rotations(
                     .map(|n| format!(", replacement {n} alive"))
                     .unwrap_or_default(),
             )
-        })
-        .collect()
+        });
+    out.extend(unlisted);
+    out
 }
 
 /// The ids of `named` that create attempts of the open rotation `rot` may have made (what the
