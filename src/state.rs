@@ -206,10 +206,7 @@ impl Store {
     /// Every file of a sub-folder, parsed.
     /// Every file of `sub`, each read on its own: one that cannot be read does not hide the
     /// others.
-    pub fn load_each<T: DeserializeOwned>(
-        &self,
-        sub: &str,
-    ) -> Result<Vec<(PathBuf, Result<T, StateError>)>, StateError> {
+    pub fn load_each<T: DeserializeOwned>(&self, sub: &str) -> Result<Vec<Loaded<T>>, StateError> {
         let d = self.dir.join(sub);
         let entries = match fs::read_dir(&d) {
             Ok(e) => e,
@@ -250,6 +247,9 @@ impl Store {
         Ok(out)
     }
 }
+
+/// A state file and what reading it gave.
+pub type Loaded<T> = (PathBuf, Result<T, StateError>);
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StateError> {
     match fs::read(path) {
