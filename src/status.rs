@@ -51,7 +51,7 @@ impl Status {
             || self
                 .tokens
                 .iter()
-                .any(|t| matches!(t.state, "failed" | "missing" | "unknown"))
+                .any(|t| matches!(t.state, "failed" | "missing" | "unknown" | "expired"))
     }
 }
 
@@ -72,7 +72,7 @@ pub struct LastRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenStatus {
     pub name: String,
-    /// ok, due, rotating, grace, failed, missing, never_expires, unknown
+    /// ok, due, expired, rotating, grace, failed, missing, never_expires, watched, unknown
     pub state: &'static str,
     pub id: Option<String>,
     pub expires: Option<DateTime<Utc>>,
@@ -369,6 +369,10 @@ fn token_status(
     if policy.vault.is_empty() && policy.github.is_empty() && matches!(out.state, "ok" | "due") {
         out.state = "watched";
         out.rotates_at = None;
+    }
+    // Already past its expiry: whatever uses it is failing now.
+    if matches!(out.state, "due" | "watched") && out.expires.is_some_and(|e| e <= now) {
+        out.state = "expired";
     }
     out
 }

@@ -783,3 +783,30 @@ async fn status_names_an_unreadable_journal() {
     );
     world.assert_no_leak().await;
 }
+
+/// A token already past its expiry is not just "due": everything using it is failing, so
+/// `--status` says `expired` and exits 1.
+#[tokio::test]
+async fn status_says_when_a_token_has_already_expired() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(-2)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 1, "{}", st.all());
+    assert!(st.stdout.contains("ci-deploy: expired"), "{}", st.stdout);
+    let json_run = world.run(&policy, &["--status", "--json"]).await;
+    let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
+    assert_eq!(v["tokens"][0]["state"], "expired");
+    // Rotating it puts things right.
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 0, "{}", st.all());
+    assert!(st.stdout.contains("ci-deploy: ok"), "{}", st.stdout);
+    world.assert_no_leak().await;
+}
