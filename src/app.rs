@@ -390,11 +390,15 @@ pub async fn eci_credential(policy: &Policy, vault: Option<&Vault>) -> Result<Se
                     policy.eci.token.describe()
                 ));
             }
-            Ok(if trimmed.len() == value.expose().len() {
+            let value = if trimmed.len() == value.expose().len() {
                 value
             } else {
                 SecretValue::new(trimmed)
-            })
+            };
+            // Sent as a header: one line.
+            crate::policy::secret_ref::one_line(&value)
+                .map_err(|e| format!("ECI credential ({}): {e}", policy.eci.token.describe()))?;
+            Ok(value)
         }
         other => other
             .resolve_line()

@@ -913,6 +913,33 @@ key = \"b#c\"
     );
 }
 
+/// Control characters in Vault names: a line break in `namespace` made the Vault client panic
+/// (it is a header), and in a path or key it names a secret nobody could type.
+#[test]
+fn control_characters_in_vault_names_are_refused() {
+    let source = format!(
+        "{ECI}[vault]
+address = \"https://vault.example.com\"
+namespace = \"te\\nam\"
+auth = {{ method = \"token\", token = {{ env = \"POLICY_TEST_VAULT\" }} }}
+[[token]]
+name = \"a\"
+[[token.vault]]
+path = \"ci/\\u0000x\"
+key = \"K\\u007f\"
+"
+    );
+    let problem = "must not contain control characters (a line break, a tab, NUL)";
+    assert_eq!(
+        errors(&source),
+        [
+            format!("policy.toml:5:13: vault.namespace: {problem}"),
+            format!("policy.toml:10:8: token[0].vault[0].path: {problem}"),
+            format!("policy.toml:11:7: token[0].vault[0].key: {problem}"),
+        ]
+    );
+}
+
 #[test]
 fn a_relative_state_dir_is_taken_from_the_policy_folder() {
     setup_env();

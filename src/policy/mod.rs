@@ -10,7 +10,7 @@ mod load;
 mod model;
 mod notify;
 mod reader;
-mod secret_ref;
+pub(crate) mod secret_ref;
 mod sections;
 mod services;
 mod suggest;

@@ -402,6 +402,9 @@ pub(crate) fn vault_path_problem(path: &str) -> Option<&'static str> {
     if path.is_empty() {
         return Some("must not be empty");
     }
+    if path.chars().any(char::is_control) {
+        return Some("must not contain control characters (a line break, a tab, NUL)");
+    }
     if path.contains('#') {
         // `#` separates path and key in `path#key` and in destination names
         // (`vault:secret/a#b#c` would be both `a#b` key `c` and `a` key `b#c`).

@@ -355,6 +355,9 @@ pub(crate) fn check_all(cx: &mut Ctx<'_>) {
                     ),
                 }
             }
+            // A password or signing secret is not sent in a header (SMTP AUTH encodes it, HMAC
+            // takes any bytes): anything goes there.
+            Ok(_) if key.ends_with(".password") || key.ends_with(".secret") => continue,
             Ok(value) => match one_line(&value) {
                 Ok(()) => continue,
                 Err(e) => format!("{}: {e}", secret.get_ref().describe()),

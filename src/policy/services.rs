@@ -46,7 +46,21 @@ pub(crate) fn vault(cx: &mut Ctx<'_>, root: &Table<'_, '_>) -> Option<VaultSecti
     let mount = t
         .path_segment(cx, "mount")
         .unwrap_or_else(|| "secret".to_owned());
-    let namespace = t.text(cx, "namespace").map(|s| s.into_inner());
+    // Sent as the X-Vault-Namespace header: one line of visible characters.
+    let namespace = t
+        .text(cx, "namespace")
+        .filter(|n| {
+            let bad = n.get_ref().chars().any(char::is_control);
+            if bad {
+                cx.error(
+                    &n.span(),
+                    t.key("namespace"),
+                    "must not contain control characters (a line break, a tab, NUL)",
+                );
+            }
+            !bad
+        })
+        .map(|s| s.into_inner());
     let timeout = timeout(cx, &t);
     Some(VaultSection {
         address: address?,

@@ -113,12 +113,17 @@ fn vault_destination(cx: &mut Ctx<'_>, t: &Table<'_, '_>) -> Option<VaultDestina
     let key = t.required_text(cx, "key").filter(|k| {
         // `#` separates path and key in destination names: `a#b` key `c` and `a` key `b#c`
         // would be one destination.
-        let bad = k.get_ref().contains('#');
-        if bad {
-            let problem = "must not contain `#` (it separates the path from the key)";
+        let problem = if k.get_ref().contains('#') {
+            Some("must not contain `#` (it separates the path from the key)")
+        } else if k.get_ref().chars().any(char::is_control) {
+            Some("must not contain control characters (a line break, a tab, NUL)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             cx.error(&k.span(), t.key("key"), problem);
         }
-        !bad
+        problem.is_none()
     });
     if t.has("mount") && mount.is_none() {
         return None; // the bad mount is already reported
