@@ -649,3 +649,58 @@ async fn an_open_rotation_of_a_token_left_without_destinations_is_not_carried_on
     assert_eq!(ab.code, 0, "{}", ab.all());
     world.assert_no_leak().await;
 }
+
+/// A KV mount that requires check-and-set on metadata writes too (OpenBao's
+/// `metadata_cas_required`): the record of who wrote the secret names the metadata version it
+/// replaces, so the rotation completes (every run used to fail after writing the value).
+#[tokio::test]
+async fn a_mount_requiring_metadata_check_and_set_is_written_and_annotated() {
+    let world = World::new().await;
+    let post = reqwest::Method::POST;
+    world
+        .bao
+        .api(
+            post.clone(),
+            "sys/mounts/mcas",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
+    world
+        .bao
+        .api(
+            post.clone(),
+            "mcas/config",
+            Some(json!({"cas_required": true, "metadata_cas_required": true})),
+        )
+        .await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(
+        "[[token]]\nname = \"ci-deploy\"\n  [[token.vault]]\n  mount = \"mcas\"\n  path = \"ci/deploy\"\n  key = \"ECI_ACCESS_TOKEN\"\n",
+    );
+    for round in 0..2 {
+        let run = world.run(&policy, &["--rotate-now", "--force"]).await;
+        assert_eq!(run.code, 0, "round {round}: {}", run.all());
+        let live = world.eci_named("ci-deploy").await;
+        assert_eq!(live.len(), 1, "round {round}");
+        assert_ne!(live[0]["id"], old["id"]);
+        let data = world
+            .bao
+            .api(reqwest::Method::GET, "mcas/data/ci/deploy", None)
+            .await;
+        assert!(
+            data["data"]["data"]["ECI_ACCESS_TOKEN"] == live[0]["token"],
+            "round {round}"
+        );
+        let meta = world
+            .bao
+            .api(reqwest::Method::GET, "mcas/metadata/ci/deploy", None)
+            .await;
+        assert_eq!(
+            meta["data"]["custom_metadata"]["eci-token-id"], live[0]["id"],
+            "round {round}: {meta}"
+        );
+    }
+    world.assert_no_leak().await;
+}

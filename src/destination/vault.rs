@@ -8,9 +8,7 @@ use rand::Rng;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{Mutex, RwLock};
-use vaultrs::api::kv2::requests::{
-    ReadSecretRequest, SetSecretMetadataRequest, SetSecretRequestOptions,
-};
+use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 use vaultrs::client::{Client, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
@@ -411,36 +409,77 @@ impl Vault {
 
     /// Merge our facts into the secret's custom metadata, keeping anyone else's.
     async fn annotate(&self, mount: &str, path: &str, meta: &WriteMeta) -> Result<(), DestError> {
-        let client = self.client.read().await;
-        let mut custom: HashMap<String, String> =
-            match vaultrs::kv2::read_metadata(&*client, mount, path).await {
-                Ok(m) => m.custom_metadata.unwrap_or_default(),
-                Err(e) if status_of(&e) == Some(404) => HashMap::new(),
-                Err(e) => {
-                    return Err(classify(
-                        &format!("reading Vault metadata {mount}/{path}"),
-                        &e,
-                    ));
-                }
+        let api_path = format!("{mount}/metadata/{path}");
+        let mut conflicts = 0;
+        loop {
+            let client = self.client.read().await;
+            let read = RawRequest {
+                path: api_path.clone(),
+                method: rustify::enums::RequestMethod::GET,
+                body: None,
             };
-        custom.insert("managed-by".into(), "eci-secret-sync".into());
-        custom.insert("eci-token-name".into(), meta.token_name.clone());
-        custom.insert("eci-token-id".into(), meta.token_id.clone());
-        custom.insert(
-            "eci-token-expires".into(),
-            meta.expires
+            // OpenBao numbers metadata versions (`current_metadata_version`) and, on a mount
+            // with `metadata_cas_required`, refuses a metadata write that does not name the one
+            // it replaces: it is always named when the server has it, so another writer's
+            // metadata change in between is never overwritten either.
+            let (mut custom, metadata_version): (Map<String, Value>, Option<u64>) =
+                match vaultrs::api::exec_with_result(&*client, read).await {
+                    Ok(data) => (
+                        data.get("custom_metadata")
+                            .and_then(Value::as_object)
+                            .cloned()
+                            .unwrap_or_default(),
+                        data.get("current_metadata_version").and_then(Value::as_u64),
+                    ),
+                    Err(e) if status_of(&e) == Some(404) => (Map::new(), None),
+                    Err(e) => {
+                        return Err(classify(
+                            &format!("reading Vault metadata {mount}/{path}"),
+                            &e,
+                        ));
+                    }
+                };
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let expires = meta
+                .expires
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_else(|| "never".into()),
-        );
-        custom.insert(
-            "written-at".into(),
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
-        let mut request = SetSecretMetadataRequest::builder();
-        request.custom_metadata(custom);
-        vaultrs::kv2::set_metadata(&*client, mount, path, Some(&mut request))
-            .await
-            .map_err(|e| classify(&format!("writing Vault metadata {mount}/{path}"), &e))
+                .unwrap_or_else(|| "never".into());
+            for (k, v) in [
+                ("managed-by", "eci-secret-sync".to_string()),
+                ("eci-token-name", meta.token_name.clone()),
+                ("eci-token-id", meta.token_id.clone()),
+                ("eci-token-expires", expires),
+                ("written-at", now),
+            ] {
+                custom.insert(k.into(), Value::String(v));
+            }
+            let mut body = serde_json::json!({ "custom_metadata": custom });
+            if let Some(v) = metadata_version {
+                body["metadata_cas"] = Value::from(v);
+            }
+            let write = RawRequest {
+                path: api_path.clone(),
+                method: rustify::enums::RequestMethod::POST,
+                body: Some(body),
+            };
+            match vaultrs::api::exec_with_empty(&*client, write).await {
+                Ok(()) => {
+                    crate::metrics::api_call("vault", 204);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let e = classify(&format!("writing Vault metadata {mount}/{path}"), &e);
+                    if !(e.message.contains("check-and-set") && conflicts + 1 < CAS_ATTEMPTS) {
+                        return Err(e);
+                    }
+                }
+            }
+            drop(client);
+            conflicts += 1;
+            tracing::info!(path = %path, "Vault metadata changed under us; re-reading");
+            let pause = rand::rng().random_range(20..=100 * u64::from(conflicts));
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
     }
 
     /// Retry transient failures with backoff; re-authenticate once when the token was refused.
