@@ -52,6 +52,10 @@ impl Status {
                 .tokens
                 .iter()
                 .any(|t| matches!(t.state, "failed" | "missing" | "unknown" | "expired"))
+            || self
+                .tokens
+                .iter()
+                .any(|t| t.destinations.iter().any(|d| d.status == "stale"))
     }
 }
 
@@ -119,7 +123,8 @@ pub struct OpenRotation {
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationStatus {
     pub destination: String,
-    /// pending, sent (no reply confirmed the write), written, synced, failed, unknown
+    /// pending, sent (no reply confirmed the write), written, synced, failed, unknown, stale
+    /// (holds a token ECI no longer lists)
     pub status: &'static str,
     pub at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -370,6 +375,23 @@ fn token_status(
         out.state = "watched";
         out.rotates_at = None;
     }
+    // The token this program last gave the destinations is gone from ECI, and another of the
+    // name (made by hand, say) is the current one: the destinations hold a dead token.
+    if let Some(rec) = &record
+        && !rec.current_id.is_empty()
+        && out.id.as_deref().is_some_and(|id| id != rec.current_id)
+        && !named.iter().any(|t| t.id == rec.current_id)
+    {
+        for d in &mut out.destinations {
+            if matches!(d.status, "synced" | "written" | "sent") {
+                d.status = "stale";
+                d.error = Some(format!(
+                    "was given token {}, which ECI no longer lists (unless it was updated by hand since)",
+                    rec.current_id
+                ));
+            }
+        }
+    }
     // Already past its expiry: whatever uses it is failing now.
     if matches!(out.state, "due" | "watched") && out.expires.is_some_and(|e| e <= now) {
         out.state = "expired";
@@ -508,6 +530,15 @@ pub fn render(status: &Status, schedule: Option<&Schedule>) -> String {
                 .map(|e| format!(": {e}"))
                 .unwrap_or_default();
             let _ = writeln!(out, "  {:<12} {}{at}{err}", d.status, d.destination);
+        }
+        if t.destinations.iter().any(|d| d.status == "stale") {
+            let _ = writeln!(
+                out,
+                "    fix: {} --rotate-now --force --token {}   (gives every destination a new token, then deletes {})",
+                status.command,
+                t.name,
+                t.id.as_deref().unwrap_or("?")
+            );
         }
         if let Some(f) = &t.last_error {
             let _ = writeln!(out, "  last error   {}: {}", local(f.at), f.error);

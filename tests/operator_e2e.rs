@@ -810,3 +810,56 @@ async fn status_says_when_a_token_has_already_expired() {
     assert!(st.stdout.contains("ci-deploy: ok"), "{}", st.stdout);
     world.assert_no_leak().await;
 }
+
+/// The token this program gave the destinations was deleted and another of the name made by
+/// hand: `--status` does not call the destinations synced (they hold a dead token), exits 1
+/// and says how to put it right; doing so makes all well.
+#[tokio::test]
+async fn status_says_destinations_hold_a_token_deleted_behind_its_back() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let ours = world
+        .eci_named("ci-deploy")
+        .await
+        .pop()
+        .expect("replacement");
+    let ours_id = ours["id"].as_str().expect("id").to_string();
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(80)))
+        .await;
+    world.admin_delete(&format!("/eci/tokens/{ours_id}")).await;
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 1, "{}", st.all());
+    assert!(
+        st.stdout.contains(&format!(
+            "stale        vault:secret/ci/deploy#ECI_ACCESS_TOKEN ("
+        )) && st.stdout.contains(&format!(
+            "was given token {ours_id}, which ECI no longer lists"
+        )),
+        "{}",
+        st.stdout
+    );
+    assert!(
+        st.stdout.contains("--rotate-now --force --token ci-deploy"),
+        "{}",
+        st.stdout
+    );
+    let run = world
+        .run(
+            &policy,
+            &["--rotate-now", "--force", "--token", "ci-deploy"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let st = world.run(&policy, &["--status"]).await;
+    assert_eq!(st.code, 0, "{}", st.all());
+    assert!(!st.stdout.contains("stale"), "{}", st.stdout);
+    world.assert_no_leak().await;
+}
