@@ -838,11 +838,11 @@ async fn status_says_destinations_hold_a_token_deleted_behind_its_back() {
     let st = world.run(&policy, &["--status"]).await;
     assert_eq!(st.code, 1, "{}", st.all());
     assert!(
-        st.stdout.contains(&format!(
-            "stale        vault:secret/ci/deploy#ECI_ACCESS_TOKEN ("
-        )) && st.stdout.contains(&format!(
-            "was given token {ours_id}, which ECI no longer lists"
-        )),
+        st.stdout
+            .contains("stale        vault:secret/ci/deploy#ECI_ACCESS_TOKEN (")
+            && st.stdout.contains(&format!(
+                "was given token {ours_id}, which ECI no longer lists"
+            )),
         "{}",
         st.stdout
     );
