@@ -442,6 +442,13 @@ impl Engine {
                 report.old_id = Some(current.id.clone());
                 report.old_expires = current.expires;
                 report.forced = reason == Reason::Forced;
+                if !self.is_own(&policy.name) {
+                    self.not_the_calling_credential(&policy.name, &current)
+                        .await?;
+                }
+                // Asked in a dry run too (nothing is written): it shows what a real run would do.
+                self.destinations_ready(policy).await?;
+                // Said once the rotation goes ahead (not for one refused above).
                 if report.forced
                     && !opts.dry_run
                     && current.expires.is_some_and(|old| old > new_expires)
@@ -452,12 +459,6 @@ impl Engine {
                         current.expires.map(report::when).unwrap_or_default()
                     ));
                 }
-                if !self.is_own(&policy.name) {
-                    self.not_the_calling_credential(&policy.name, &current)
-                        .await?;
-                }
-                // Asked in a dry run too (nothing is written): it shows what a real run would do.
-                self.destinations_ready(policy).await?;
                 if opts.dry_run {
                     // A real run would take an unused replacement an earlier run made.
                     let probe = Rotation::new(
@@ -1434,8 +1435,8 @@ impl Engine {
                 }
                 self.save(rot)?;
                 Err(format!(
-                    "creating the replacement: {e}; no replacement was made, the old token is unchanged. \
-                     Fix the cause, then {cmd} --rotate-now --token {name} (or the daemon's next pass) \
+                    "creating the replacement: {e}; ECI refused it (a token it made anyway is taken by the \
+                     next run, not made again), the old token is unchanged. Fix the cause, then {cmd} --rotate-now --token {name} (or the daemon's next pass) \
                      tries again; {cmd} --abandon {name} closes the open rotation instead",
                     cmd = self.command,
                     name = policy.name
