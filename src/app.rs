@@ -155,6 +155,17 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
         crate::say_raw!("{notified}");
     }
     if reports.iter().any(|r| r.failed()) {
+        return exit::FAILED;
+    }
+    // Nothing failed, perhaps because nothing due needed Vault: a Vault that cannot be used
+    // now (sealed, unreachable, credential refused) is still said, and fails the run, as a
+    // daemon pass does, so it is seen before a token comes due.
+    if tokens.iter().any(|t| !t.vault.is_empty())
+        && let Some(problem) = crate::daemon::pass::vault_unusable(&engine).await
+    {
+        crate::say_raw!(
+            "warning: {problem}; nothing this run did needed it, but a rotation that writes to Vault would fail now\n"
+        );
         exit::FAILED
     } else {
         exit::OK

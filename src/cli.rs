@@ -20,11 +20,13 @@ Modes:
 Exit codes:
   0   all good
   1   some rotation failed (the old token was kept; nothing unsafe was done), or a
-      server was unreachable or refused (--check --online); --status: a token is
-      failed, missing or unknown, or ECI could not be asked; --abandon: the
-      rotation could not be closed (none open, or a destination may hold it)
+      server was unreachable or refused (Vault sealed, say, even with nothing due);
+      --status: a token is failed, expired, missing or unknown, a destination is
+      stale, ECI could not be asked, Vault cannot be used, or a state file cannot be
+      read; --abandon: the rotation could not be closed (none open, or a destination
+      may hold it)
   2   bad command line
-  78  the policy is invalid (file:line:column and key are printed)";
+  78  the policy is invalid or cannot be read (file:line:column and key are printed)";
 
 /// Rotates ECI access tokens before they expire and pushes the new values to Vault (KV v2) and
 /// GitHub Actions secrets; the old token is deleted only once every destination holds the new one.

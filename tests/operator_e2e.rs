@@ -726,7 +726,18 @@ async fn status_says_when_vault_cannot_be_used() {
     );
     world.bao.seal().await;
     let json_run = world.run(&policy, &["--status", "--json"]).await;
+    // A one-shot run with nothing due says so too, and fails, as a daemon pass does.
+    let one_shot = world.run(&policy, &["--rotate-now"]).await;
     world.bao.unseal().await;
+    assert_eq!(one_shot.code, 1, "{}", one_shot.all());
+    assert!(
+        one_shot.stdout.contains("Vault is sealed")
+            && one_shot
+                .stdout
+                .contains("a rotation that writes to Vault would fail now"),
+        "{}",
+        one_shot.stdout
+    );
     assert_eq!(json_run.code, 1, "{}", json_run.all());
     let v: Value = serde_json::from_str(&json_run.stdout).expect("status JSON");
     assert!(

@@ -158,7 +158,7 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
 
 /// Why the policy's Vault cannot be used now (unreachable, sealed, its credential refused or
 /// unreadable), when some token writes to it.
-async fn vault_unusable(engine: &crate::rotation::Engine) -> Option<String> {
+pub(crate) async fn vault_unusable(engine: &crate::rotation::Engine) -> Option<String> {
     if let Some(e) = &engine.vault_error {
         return Some(e.clone());
     }
