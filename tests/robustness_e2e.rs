@@ -1483,3 +1483,37 @@ async fn a_state_write_failing_after_the_delete_does_not_claim_the_old_token_was
     world.assert_no_leak_in("the first run", &stdout).await;
     world.assert_no_leak().await;
 }
+
+/// A replacement that ECI refuses at once (401 on who-am-I with the new token) is reported as
+/// the new token's failure, not as a wrong `[eci] token` (which sent on-call to the wrong
+/// credential).
+#[tokio::test]
+async fn a_replacement_refused_at_who_am_i_is_not_blamed_on_the_calling_credential() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_TWO);
+    world
+        .admin_post(
+            "/faults",
+            json!({"method": "GET", "path_contains": "/user/organization", "status": 401, "body": {"code": "UNAUTHENTICATED", "message": "token revoked"}}),
+        )
+        .await;
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stdout.contains("does not authenticate at ECI")
+            && run
+                .stdout
+                .contains("this is the new token, not the [eci] token")
+            && !run.stdout.contains("the [eci] token is wrong"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        ids(&world, "ci-deploy").await.contains(&old["id"]),
+        "old token kept"
+    );
+    world.assert_no_leak().await;
+}

@@ -12,7 +12,7 @@ use crate::audit::{self, Action, Entry};
 use crate::destination::github::Github;
 use crate::destination::vault::Vault;
 use crate::destination::{DestError, Destination, WriteMeta};
-use crate::eci::{EciClient, Token};
+use crate::eci::{EciClient, EciError, Token};
 use crate::plan::{self, Decision, Reason};
 use crate::policy::TokenPolicy;
 use crate::secret::SecretValue;
@@ -1527,9 +1527,14 @@ impl Engine {
             .whoami()
             .await
             .map_err(|e| {
-                format!(
-                    "the replacement {new_id} does not authenticate at ECI: {e}; old token kept"
-                )
+                let why = match &e {
+                    // The message of a 401 blames the calling credential: here it is the new one.
+                    EciError::Unauthenticated { code, message } => format!(
+                        "ECI rejected it (401 {code}): {message}; this is the new token, not the [eci] token"
+                    ),
+                    other => other.to_string(),
+                };
+                format!("the replacement {new_id} does not authenticate at ECI: {why}; old token kept")
             })?;
         let meta = WriteMeta {
             token_name: policy.name.clone(),
