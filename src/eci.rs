@@ -113,7 +113,10 @@ pub enum EciError {
         code: String,
         message: String,
     },
-    #[error("ECI rate-limited the request (429)")]
+    #[error(
+        "ECI rate-limited the request (429{}); nothing was changed by it",
+        wait_hint(retry_after)
+    )]
     RateLimited { retry_after: Option<Duration> },
     #[error("ECI server error ({status}): {message}")]
     Server { status: u16, message: String },
@@ -158,6 +161,13 @@ struct ErrorBody {
     code: String,
     #[serde(default)]
     message: String,
+}
+
+/// `, it asked to wait 120s` for a `Retry-After`.
+fn wait_hint(retry_after: &Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(", it asked to wait {}s", d.as_secs()))
+        .unwrap_or_default()
 }
 
 /// A client bound to one base URL and one calling token.
@@ -418,7 +428,18 @@ impl EciClient {
                         _ => None,
                     };
                     let wait = self.backoff.delay(attempt, hint);
-                    tracing::debug!(error = %e, ?wait, "retrying ECI request");
+                    if wait >= Duration::from_secs(5) {
+                        // A long wait at a terminal must not look like a hang.
+                        tracing::warn!(
+                            error = %e,
+                            wait_seconds = wait.as_secs(),
+                            attempt = attempt + 1,
+                            of = self.backoff.attempts,
+                            "ECI request failed; retrying after a wait"
+                        );
+                    } else {
+                        tracing::debug!(error = %e, ?wait, "retrying ECI request");
+                    }
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
