@@ -720,7 +720,7 @@ async fn status_says_when_vault_cannot_be_used() {
     );
     assert!(
         st.stdout
-            .contains("Vault is sealed; a rotation that writes to Vault would fail now"),
+            .contains("Vault is sealed (unseal it, then run again); a rotation that writes to Vault would fail now"),
         "{}",
         st.stdout
     );

@@ -255,7 +255,7 @@ async fn nothing_is_minted_when_vault_cannot_be_reached() {
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stdout
-            .contains("Vault is sealed; no replacement was made"),
+            .contains("Vault is sealed (unseal it, then run again); no replacement was made"),
         "{}",
         run.stdout
     );

@@ -525,9 +525,9 @@ impl Vault {
             // `sys/health` is served in the root namespace only: inside one, the token's own
             // lookup proves the server answers, is unsealed (else 503) and takes the token.
             return match self.check_login().await {
-                Err(e) if e.message.contains("HTTP 503") => {
-                    Err(DestError::transient("Vault is sealed"))
-                }
+                Err(e) if e.message.contains("HTTP 503") => Err(DestError::transient(
+                    "Vault is sealed (unseal it, then run again)",
+                )),
                 other => other,
             };
         }
@@ -548,7 +548,9 @@ impl Vault {
             }
             Err(e) if status_of(&e) == Some(503) => {
                 crate::metrics::api_call("vault", 503);
-                Err(DestError::transient("Vault is sealed"))
+                Err(DestError::transient(
+                    "Vault is sealed (unseal it, then run again)",
+                ))
             }
             Err(e) => Err(classify("Vault sys/health", &e)),
         }

@@ -815,9 +815,11 @@ impl Engine {
         let name = policy.name.as_str();
         if matches!(rot.phase, Phase::Grace | Phase::Deleting) {
             return Err(format!(
-                "every destination of {name} already holds replacement {}; only the old token's deletion is left: \
-                 run {} --rotate-now --token {name}",
+                "every destination of {name} already holds replacement {}; only the old token's deletion is left \
+                 (after a last check that each still holds it): run {} --rotate-now --token {name}, once what \
+                 made the last run fail is fixed ({} --status shows it)",
                 rot.new_id.as_deref().unwrap_or("?"),
+                self.command,
                 self.command
             ));
         }
