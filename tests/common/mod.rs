@@ -26,13 +26,23 @@ pub struct Bao {
 
 impl Bao {
     /// The dev server's unseal key, as it printed it at start.
+    /// (The server answers before it has printed everything: the key is waited for.)
     pub fn unseal_key(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).expect("bao log");
-        log.lines()
-            .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
-            .expect("unseal key in bao output")
-            .trim()
-            .to_string()
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if let Some(key) = log
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Unseal Key: "))
+            {
+                return key.trim().to_string();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unseal key in bao output: {log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// `PUT /v1/sys/seal` (root token).
