@@ -211,6 +211,29 @@ pub async fn gather(
             _ => (Vec::new(), Vec::new()),
         };
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
+        // A kept replacement (closed with --abandon --force, or unreadable while destinations
+        // held it) may be what some destinations hold now, not the token recorded for them.
+        let kept_alive: Vec<&String> = held
+            .iter()
+            .filter(|h| {
+                named
+                    .as_deref()
+                    .is_none_or(|n| n.iter().any(|x| &x.id == *h))
+            })
+            .collect();
+        if st.open_rotation.is_none()
+            && let [kept, ..] = kept_alive.as_slice()
+        {
+            for d in &mut st.destinations {
+                if matches!(d.status, "synced" | "written") {
+                    d.status = "unknown";
+                    d.error = Some(format!(
+                        "holds {} or the kept replacement {kept}; the next rotation writes it again",
+                        st.id.as_deref().unwrap_or("the recorded token")
+                    ));
+                }
+            }
+        }
         if let Some(f) = failure {
             // A failed run outranks what the saved state alone would say (a rotation refused
             // before it opened, or one whose replacement does not authenticate).

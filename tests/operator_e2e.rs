@@ -874,3 +874,57 @@ async fn status_says_destinations_hold_a_token_deleted_behind_its_back() {
     assert!(!st.stdout.contains("stale"), "{}", st.stdout);
     world.assert_no_leak().await;
 }
+
+/// After `--abandon --force`, destinations the abandoned rotation wrote hold its (kept)
+/// replacement, not the recorded token: `--status` does not call them synced with the
+/// recorded one.
+#[tokio::test]
+async fn status_after_a_forced_abandon_does_not_claim_destinations_hold_the_recorded_token() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    world
+        .seed_token("ci-readonly", Some(chrono::Duration::days(60)))
+        .await;
+    let policy = world.policy(POLICY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    github_down(&world).await;
+    let forced = world
+        .run(
+            &policy,
+            &["--rotate-now", "--force", "--token", "ci-deploy"],
+        )
+        .await;
+    assert_eq!(forced.code, 1, "{}", forced.all());
+    world.admin_delete("/faults").await;
+    let closed = world
+        .run(&policy, &["--abandon", "ci-deploy", "--force"])
+        .await;
+    assert_eq!(closed.code, 0, "{}", closed.all());
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(
+        !st.stdout
+            .contains("synced       vault:secret/ci/deploy#ECI_ACCESS_TOKEN")
+            && st.stdout.contains("or the kept replacement"),
+        "{}",
+        st.stdout
+    );
+    // The next rotation puts every destination on one token again.
+    let run = world
+        .run(
+            &policy,
+            &["--rotate-now", "--force", "--token", "ci-deploy"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(
+        st.stdout
+            .contains("synced       vault:secret/ci/deploy#ECI_ACCESS_TOKEN")
+            && !st.stdout.contains("kept replacement"),
+        "{}",
+        st.stdout
+    );
+    world.assert_no_leak().await;
+}
