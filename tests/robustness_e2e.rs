@@ -1517,3 +1517,74 @@ async fn a_replacement_refused_at_who_am_i_is_not_blamed_on_the_calling_credenti
     );
     world.assert_no_leak().await;
 }
+
+/// The replacement is revoked by someone else while the old token waits out its grace: the old
+/// token is not deleted (nothing working would be left); a new replacement is made and given
+/// to every destination first (it used to delete the old token and report success).
+#[tokio::test]
+async fn a_replacement_revoked_during_grace_is_replaced_before_the_old_token_goes() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(
+        r#"
+[[token]]
+name = "ci-deploy"
+grace = "2s"
+  [[token.vault]]
+  path = "ci/deploy"
+  key = "ECI_ACCESS_TOKEN"
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+"#,
+    );
+    let first = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(first.code, 0, "{}", first.all());
+    let revoked = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    let revoked_id = revoked["id"].as_str().expect("id").to_string();
+    world
+        .admin_delete(&format!("/eci/tokens/{revoked_id}"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert!(
+        run.stdout.contains(&format!(
+            "replacement {revoked_id} no longer exists in ECI although the destinations hold it"
+        )),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        ids(&world, "ci-deploy").await.contains(&old["id"]),
+        "the old token stays for the new grace: {}",
+        run.stdout
+    );
+    let newest = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("a new replacement");
+    assert_ne!(newest["id"], json!(revoked_id));
+    let vault = world.vault_read("ci/deploy").await.expect("vault");
+    assert!(vault["data"]["ECI_ACCESS_TOKEN"] == value_of(&newest).as_str());
+    let gh = world
+        .github_secret("repo:acme/web", "ECI_ACCESS_TOKEN")
+        .await
+        .expect("secret");
+    assert!(gh["value"] == value_of(&newest).as_str());
+
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let done = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(done.code, 0, "{}", done.all());
+    assert_eq!(ids(&world, "ci-deploy").await, vec![newest["id"].clone()]);
+    world.assert_no_leak().await;
+}

@@ -544,6 +544,34 @@ impl Engine {
                 .or_insert_with(DestState::pending);
         }
 
+        // Every destination was given the replacement in an earlier run: it must still exist
+        // (revoked by someone meanwhile, deleting the old token would leave nothing that works).
+        if matches!(rot.phase, Phase::Created | Phase::Grace | Phase::Deleting)
+            && rot.all_verified()
+            && let Some(new_id) = rot.new_id.clone()
+        {
+            match self.eci.get(&new_id).await {
+                Ok(_) => {}
+                Err(EciError::NotFound) => {
+                    report.warnings.push(format!(
+                        "replacement {new_id} no longer exists in ECI although the destinations hold it (it was \
+                         deleted behind this program's back): the old token {} is kept, and a new replacement \
+                         is made and given to every destination",
+                        rot.old_id
+                    ));
+                    tracing::warn!(token = %rot.token_name, replacement = %new_id, "replacement gone from ECI; starting over");
+                    rot.start_over();
+                    self.save(&rot)?;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "checking that replacement {new_id} still exists before going on: {e}; the old token {} \
+                         stays alive, the next run checks again",
+                        rot.old_id
+                    ));
+                }
+            }
+        }
         if matches!(rot.phase, Phase::Created | Phase::Grace | Phase::Deleting)
             && !rot.all_verified()
         {
