@@ -362,3 +362,76 @@ async fn destination_down_for_many_runs_then_one_run_completes() {
     assert_eq!(Some(&live["id"]), replacement_id.as_ref());
     world.assert_no_leak().await;
 }
+
+/// A proxy in front of OpenBao that answers the first `fail` requests whose path contains
+/// `path` with 502 (a load balancer's passing hiccup), and forwards everything else.
+async fn vault_proxy(upstream: String, path: &'static str, fail: usize) -> String {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, Response, StatusCode};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let left = Arc::new(AtomicUsize::new(fail));
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request<Body>| {
+        let (left, http, upstream) = (left.clone(), http.clone(), upstream.clone());
+        async move {
+            let uri = req.uri().clone();
+            if uri.path().contains(path)
+                && left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+            {
+                return Response::builder()
+                    .status(StatusCode::BAD_GATEWAY)
+                    .body(Body::from("<html>502 Bad Gateway</html>"))
+                    .expect("response");
+            }
+            let method =
+                reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("method");
+            let mut out = http.request(method, format!("{upstream}{uri}"));
+            for (k, v) in req.headers() {
+                if k != "host" {
+                    out = out.header(k.as_str(), v.as_bytes());
+                }
+            }
+            let body = to_bytes(req.into_body(), 16 << 20).await.expect("body");
+            let answer = out.body(body).send().await.expect("upstream");
+            let status = answer.status().as_u16();
+            let bytes = answer.bytes().await.expect("upstream body");
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(bytes))
+                .expect("response")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+/// One passing 502 on Vault's health check (a proxy's hiccup) is retried like every other
+/// Vault call: the rotation goes through (it failed the whole rotation).
+#[tokio::test]
+async fn a_passing_vault_health_error_is_retried() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let proxy = vault_proxy(world.bao.addr.clone(), "/v1/sys/health", 1).await;
+    let policy = world.policy(ONE_REPO);
+    let text = std::fs::read_to_string(&policy).expect("policy").replace(
+        &format!("address = \"{}\"", world.bao.addr),
+        &format!("address = \"{proxy}\""),
+    );
+    std::fs::write(&policy, text).expect("policy");
+    let run = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_rotated_everywhere(&world, &old).await;
+    world.assert_no_leak().await;
+}

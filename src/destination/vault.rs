@@ -531,28 +531,42 @@ impl Vault {
                 other => other,
             };
         }
-        let client = self.client.read().await;
-        let request = RawRequest {
-            path: "sys/health".into(),
-            method: rustify::enums::RequestMethod::GET,
-            body: None,
-        };
-        match vaultrs::api::exec_with_empty(&*client, request).await {
-            Ok(()) => {
-                crate::metrics::api_call("vault", 200);
-                Ok(())
+        let mut attempt = 0;
+        loop {
+            let answer = {
+                let client = self.client.read().await;
+                let request = RawRequest {
+                    path: "sys/health".into(),
+                    method: rustify::enums::RequestMethod::GET,
+                    body: None,
+                };
+                vaultrs::api::exec_with_empty(&*client, request).await
+            };
+            let e = match answer {
+                Ok(()) => {
+                    crate::metrics::api_call("vault", 200);
+                    return Ok(());
+                }
+                Err(e) if matches!(status_of(&e), Some(429 | 472 | 473)) => {
+                    crate::metrics::api_call("vault", status_of(&e).unwrap_or(0));
+                    return Ok(());
+                }
+                Err(e) if status_of(&e) == Some(503) => {
+                    crate::metrics::api_call("vault", 503);
+                    return Err(DestError::transient(
+                        "Vault is sealed (unseal it, then run again)",
+                    ));
+                }
+                Err(e) => classify("Vault sys/health", &e),
+            };
+            // A passing 502 from a proxy is retried like every other Vault call.
+            if !(e.retryable && attempt + 1 < self.backoff.attempts) {
+                return Err(e);
             }
-            Err(e) if matches!(status_of(&e), Some(429 | 472 | 473)) => {
-                crate::metrics::api_call("vault", status_of(&e).unwrap_or(0));
-                Ok(())
-            }
-            Err(e) if status_of(&e) == Some(503) => {
-                crate::metrics::api_call("vault", 503);
-                Err(DestError::transient(
-                    "Vault is sealed (unseal it, then run again)",
-                ))
-            }
-            Err(e) => Err(classify("Vault sys/health", &e)),
+            let wait = self.backoff.delay(attempt, e.wait);
+            tracing::debug!(error = %e, ?wait, "retrying Vault sys/health");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 
