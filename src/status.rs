@@ -211,6 +211,19 @@ pub async fn gather(
             _ => (Vec::new(), Vec::new()),
         };
         let mut st = token_status(t, named.as_deref(), open, record, now, default_mount);
+        // A destination added to the policy after the last rotation was never given a token
+        // by this program: said, with how to fill it now rather than at the next rotation.
+        if st.open_rotation.is_none() && st.last_rotated.is_some() {
+            let cmd = format!("{} --rotate-now --force --token {}", status.command, t.name);
+            for d in &mut st.destinations {
+                if d.status == "unknown" && d.error.is_none() {
+                    d.error = Some(format!(
+                        "added after the last rotation: not given a token by this program yet; the next \
+                         rotation writes it, or now: {cmd}"
+                    ));
+                }
+            }
+        }
         // A kept replacement (closed with --abandon --force, or unreadable while destinations
         // held it) may be what some destinations hold now, not the token recorded for them.
         let kept_alive: Vec<&String> = held

@@ -928,3 +928,42 @@ async fn status_after_a_forced_abandon_does_not_claim_destinations_hold_the_reco
     );
     world.assert_no_leak().await;
 }
+
+/// A destination added to the policy after the token's last rotation has not been given a
+/// token: `--status` says so and how to fill it now.
+#[tokio::test]
+async fn status_says_a_destination_added_after_the_last_rotation_was_never_written() {
+    let world = World::new().await;
+    world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(GITHUB_ONLY);
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    world.policy(&format!(
+        "{GITHUB_ONLY}\n  [[token.vault]]\n  path = \"ci/added\"\n  key = \"ECI_ACCESS_TOKEN\"\n"
+    ));
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(
+        st.stdout.lines().any(|l| l
+            .contains("unknown      vault:secret/ci/added#ECI_ACCESS_TOKEN")
+            && l.contains("added after the last rotation")
+            && l.contains("--rotate-now --force --token ci-deploy")),
+        "{}",
+        st.stdout
+    );
+    let run = world
+        .run(
+            &policy,
+            &["--rotate-now", "--force", "--token", "ci-deploy"],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let st = world.run(&policy, &["--status"]).await;
+    assert!(
+        st.stdout
+            .contains("synced       vault:secret/ci/added#ECI_ACCESS_TOKEN"),
+        "{}",
+        st.stdout
+    );
+    world.assert_no_leak().await;
+}
