@@ -1588,3 +1588,77 @@ grace = "2s"
     assert_eq!(ids(&world, "ci-deploy").await, vec![newest["id"].clone()]);
     world.assert_no_leak().await;
 }
+
+/// During grace the Vault secret is destroyed and ECI no longer shows the replacement's value:
+/// nothing can give Vault that value again, so the replacement is kept alive and the next run
+/// makes a new one for every destination (each run used to fail the same way, with no way out).
+#[tokio::test]
+async fn a_destroyed_secret_beside_a_hidden_replacement_leads_to_a_new_replacement() {
+    let world = World::new().await;
+    let old = world
+        .seed_token("ci-deploy", Some(chrono::Duration::days(3)))
+        .await;
+    let policy = world.policy(
+        r#"
+[[token]]
+name = "ci-deploy"
+grace = "2s"
+  [[token.vault]]
+  path = "app/b"
+  key = "ECI_ACCESS_TOKEN"
+  [[token.github]]
+  repo = "acme/web"
+  secret = "ECI_ACCESS_TOKEN"
+"#,
+    );
+    assert_eq!(world.run(&policy, &["--rotate-now"]).await.code, 0);
+    let first = world
+        .eci_named("ci-deploy")
+        .await
+        .into_iter()
+        .find(|t| t["id"] != old["id"])
+        .expect("replacement");
+    let first_id = first["id"].as_str().expect("id").to_string();
+    world
+        .admin_patch(
+            &format!("/eci/tokens/{first_id}"),
+            json!({"value_hidden": true}),
+        )
+        .await;
+    world
+        .bao
+        .api(reqwest::Method::DELETE, "secret/metadata/app/b", None)
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let stuck = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(stuck.code, 1, "{}", stuck.all());
+    assert!(
+        stuck
+            .stdout
+            .contains("the next run makes a new replacement for every destination"),
+        "{}",
+        stuck.stdout
+    );
+    assert!(
+        ids(&world, "ci-deploy").await.contains(&old["id"]),
+        "old kept"
+    );
+    let again = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(again.code, 0, "{}", again.all());
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let done = world.run(&policy, &["--rotate-now"]).await;
+    assert_eq!(done.code, 0, "{}", done.all());
+    let live: Vec<Value> = world.eci_named("ci-deploy").await;
+    let newest = live
+        .iter()
+        .find(|t| t["id"] != old["id"] && t["id"] != json!(first_id))
+        .expect("a new replacement");
+    assert!(
+        !ids(&world, "ci-deploy").await.contains(&old["id"]),
+        "old deleted"
+    );
+    let vault = world.vault_read("app/b").await.expect("vault");
+    assert!(vault["data"]["ECI_ACCESS_TOKEN"] == value_of(newest).as_str());
+    world.assert_no_leak().await;
+}

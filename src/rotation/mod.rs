@@ -710,6 +710,8 @@ impl Engine {
                         Some(true) => None,
                         Some(false) => Some("it holds another value now".to_string()),
                         None if version == receipt.version => None,
+                        // Deleted or destroyed since: nothing there holds it.
+                        None if version.is_none() => Some("the secret is gone".to_string()),
                         None => {
                             return Err(format!(
                                 "{key} was written since it was verified (version {} now, {} then) and replacement {new_id}'s value cannot be read back from ECI to compare; the old token {} stays alive",
@@ -762,15 +764,33 @@ impl Engine {
         }
         self.save(rot)?;
         let Some(value) = value.or(self.replacement_value(rot).await) else {
+            let gone = changed
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let kept_already = !self
+                .load::<Vec<String>>(HELD, &rot.token_name)?
+                .unwrap_or_default()
+                .is_empty();
+            if !kept_already {
+                // Other destinations may still hold it: kept alive, and a new replacement is
+                // made for every destination by the next run (no way out otherwise).
+                self.hold(&rot.token_name, &new_id)?;
+                rot.start_over();
+                self.save(rot)?;
+                return Err(format!(
+                    "{gone} no longer hold replacement {new_id} and its value cannot be read back from ECI to write it \
+                     again: it is kept alive (other destinations may hold it) and the next run makes a new replacement \
+                     for every destination; the old token {} stays alive",
+                    rot.old_id
+                ));
+            }
             return Err(format!(
-                "{} no longer hold replacement {new_id} and its value cannot be read back from ECI to write it again; \
-                 the old token {} stays alive",
-                changed
-                    .iter()
-                    .map(|(k, _)| k.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                rot.old_id
+                "{gone} no longer hold replacement {new_id} and its value cannot be read back from ECI to write it again, \
+                 and a replacement given up the same way is still kept alive: not minting another. The old token {} \
+                 stays alive; make ECI return token values again, or close the rotation with --abandon {} --force",
+                rot.old_id, rot.token_name
             ));
         };
         report.destinations.clear();
