@@ -179,9 +179,6 @@ pub struct EciClient {
     token: Arc<RwLock<SecretValue>>,
     timeout: Duration,
     backoff: Backoff,
-    /// How far ECI's clock is ahead of this host's (negative: behind), from the `Date` of its
-    /// last reply; shared by clones.
-    server_offset: Arc<RwLock<Option<chrono::Duration>>>,
 }
 
 impl EciClient {
@@ -197,7 +194,6 @@ impl EciClient {
             token: Arc::new(RwLock::new(token)),
             timeout,
             backoff: Backoff::default(),
-            server_offset: Arc::new(RwLock::new(None)),
         })
     }
 
@@ -227,30 +223,6 @@ impl EciClient {
         match self.token.write() {
             Ok(mut t) => *t = token,
             Err(poisoned) => *poisoned.into_inner() = token,
-        }
-    }
-
-    /// How far ECI's clock is ahead of this host's, as its last reply's `Date` showed (to the
-    /// second); `None` before any reply with one.
-    pub fn server_offset(&self) -> Option<chrono::Duration> {
-        match self.server_offset.read() {
-            Ok(o) => *o,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
-    }
-
-    fn note_server_date(&self, headers: &reqwest::header::HeaderMap) {
-        let Some(date) = headers
-            .get(reqwest::header::DATE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
-        else {
-            return;
-        };
-        let offset = date.with_timezone(&Utc) - Utc::now();
-        match self.server_offset.write() {
-            Ok(mut o) => *o = Some(offset),
-            Err(poisoned) => *poisoned.into_inner() = Some(offset),
         }
     }
 
@@ -459,10 +431,6 @@ impl EciClient {
         })?;
         let status = resp.status().as_u16();
         crate::metrics::api_call("eci", status);
-        if (200..300).contains(&status) {
-            // Only ECI's own answers: an error may come from a gateway with its own clock.
-            self.note_server_date(resp.headers());
-        }
         let retry_after = retry_after_from(resp.headers());
         let bytes = resp.bytes().await.map_err(|e| self.transport(e))?;
         if (200..300).contains(&status) {

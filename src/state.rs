@@ -203,7 +203,6 @@ impl Store {
         }
     }
 
-    /// Every file of a sub-folder, parsed.
     /// Every file of `sub`, each read on its own: one that cannot be read does not hide the
     /// others.
     pub fn load_each<T: DeserializeOwned>(&self, sub: &str) -> Result<Vec<Loaded<T>>, StateError> {
@@ -225,25 +224,6 @@ impl Store {
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    pub fn load_all<T: DeserializeOwned>(&self, sub: &str) -> Result<Vec<T>, StateError> {
-        let d = self.dir.join(sub);
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(&d) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io(&d)(e)),
-        };
-        for entry in entries {
-            let path = entry.map_err(io(&d))?.path();
-            if path.extension().is_some_and(|e| e == "json")
-                && let Some(v) = read_json(&path)?
-            {
-                out.push(v);
-            }
-        }
         Ok(out)
     }
 }

@@ -112,17 +112,6 @@ pub struct CreateAttempt {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<DateTime<Utc>>,
-    /// How far ECI's clock was ahead of this host's at the attempt (seconds, from its replies'
-    /// `Date`): a token's `created` is on ECI's clock, `at` on this host's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eci_offset_seconds: Option<i64>,
-}
-
-impl CreateAttempt {
-    /// When the attempt was made, on ECI's clock as far as it is known.
-    pub fn at_on_eci_clock(&self) -> DateTime<Utc> {
-        self.at + chrono::Duration::seconds(self.eci_offset_seconds.unwrap_or(0))
-    }
 }
 
 /// The saved state of one token's rotation.

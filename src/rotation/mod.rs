@@ -544,14 +544,24 @@ impl Engine {
                 .or_insert_with(DestState::pending);
         }
 
-        // Every destination was given the replacement in an earlier run: it must still exist
-        // (revoked by someone meanwhile, deleting the old token would leave nothing that works).
+        // Every destination was given the replacement in an earlier run, and the old token may
+        // go now (no grace left to wait out): the replacement must still exist (revoked by
+        // someone meanwhile, deleting the old token would leave nothing that works).
         if matches!(rot.phase, Phase::Created | Phase::Grace | Phase::Deleting)
             && rot.all_verified()
+            && rot.grace_until.is_none_or(|until| Utc::now() >= until)
             && let Some(new_id) = rot.new_id.clone()
         {
             match self.eci.get(&new_id).await {
-                Ok(_) => {}
+                // Its value, when ECI shows it, is what the checks before the delete compare
+                // destinations with (not fetched a second time).
+                Ok(t) => {
+                    value_at_hand = t.value.filter(|v| {
+                        rot.new_fingerprint
+                            .as_deref()
+                            .is_none_or(|f| f == v.fingerprint())
+                    });
+                }
                 Err(EciError::NotFound) => {
                     report.warnings.push(format!(
                         "replacement {new_id} no longer exists in ECI although the destinations hold it (it was \
@@ -1436,7 +1446,6 @@ impl Engine {
             known_ids: Some(named.iter().map(|t| t.id.clone()).collect()),
             description: Some(description.clone()),
             expires: Some(new_expires),
-            eci_offset_seconds: self.eci.server_offset().map(|o| o.num_seconds()),
         };
         rot.phase = Phase::Creating;
         rot.create_attempt = Some(attempt.clone());
@@ -1877,10 +1886,7 @@ pub fn unlisted_open_rotations(
         .iter()
         .map(|t| store.file_for(ROTATIONS, &t.name))
         .collect();
-    let each: Vec<(
-        std::path::PathBuf,
-        Result<Rotation, crate::state::StateError>,
-    )> = match store.load_each(ROTATIONS) {
+    let each: Vec<crate::state::Loaded<Rotation>> = match store.load_each(ROTATIONS) {
         Ok(each) => each,
         Err(e) => return vec![e.to_string()],
     };
@@ -1997,7 +2003,7 @@ fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
     if attempt.known_ids.is_some() {
         return true;
     }
-    let at = attempt.at_on_eci_clock();
+    let at = attempt.at;
     token
         .created
         .is_some_and(|c| c >= at - CLOCK_SKEW && c <= at + CLOCK_SKEW + LATE_CREATE)
@@ -2006,9 +2012,7 @@ fn late_made_by(attempt: &CreateAttempt, token: &Token) -> bool {
 fn made_by(attempt: &CreateAttempt, token: &Token) -> bool {
     let new = match &attempt.known_ids {
         Some(known) => !known.contains(&token.id),
-        None => token
-            .created
-            .is_none_or(|c| c >= attempt.at_on_eci_clock() - CLOCK_SKEW),
+        None => token.created.is_none_or(|c| c >= attempt.at - CLOCK_SKEW),
     };
     // What the create asked for (journals from before these were recorded: not checked).
     let described = attempt
