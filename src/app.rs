@@ -161,7 +161,7 @@ pub async fn rotate_now(cli: &Cli, policy: &Policy) -> u8 {
     // now (sealed, unreachable, credential refused) is still said, and fails the run, as a
     // daemon pass does, so it is seen before a token comes due.
     if tokens.iter().any(|t| !t.vault.is_empty())
-        && let Some(problem) = crate::daemon::pass::vault_unusable(&engine).await
+        && let Some(problem) = engine.vault_unusable().await
     {
         crate::say_raw!(
             "warning: {problem}; nothing this run did needed it, but a rotation that writes to Vault would fail now\n"
@@ -196,7 +196,7 @@ pub async fn status(cli: &Cli, policy: &Policy) -> u8 {
         policy.tokens.iter().any(|t| !t.vault.is_empty()),
     ) {
         st.vault_error = match Vault::connect(section).await {
-            Ok(v) => crate::daemon::pass::vault_problem(&v).await,
+            Ok(v) => v.unusable().await,
             Err(e) => Some(format!("Vault at {}: {e}", section.address)),
         };
     }

@@ -8,7 +8,7 @@
 mod changes;
 pub mod instance;
 pub mod memory;
-pub(crate) mod pass;
+mod pass;
 pub mod signals;
 mod systemd;
 

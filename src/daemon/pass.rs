@@ -64,7 +64,7 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
     let reports = engine.run(&policy.tokens, &Options::default()).await;
     reports.iter().for_each(log_report);
     // With nothing due, nothing above asked Vault: is it usable for when a token comes due?
-    let unusable = vault_unusable(&engine).await;
+    let unusable = engine.vault_unusable().await;
     if let Some(why) = &unusable {
         tracing::warn!("{why}; tokens written to Vault cannot be rotated until this is fixed");
     }
@@ -154,24 +154,6 @@ pub async fn run(policy: Arc<Policy>, store: Store, scheduled: DateTime<Utc>) ->
         record,
         completed: true,
     }
-}
-
-/// Why the policy's Vault cannot be used now (unreachable, sealed, its credential refused or
-/// unreadable), when some token writes to it.
-pub(crate) async fn vault_unusable(engine: &crate::rotation::Engine) -> Option<String> {
-    if let Some(e) = &engine.vault_error {
-        return Some(e.clone());
-    }
-    vault_problem(engine.vault.as_ref()?).await
-}
-
-/// Why `vault` cannot be used now (unreachable, sealed, its credential refused).
-pub(crate) async fn vault_problem(vault: &crate::destination::vault::Vault) -> Option<String> {
-    let checked = match vault.check_reachable().await {
-        Ok(()) => vault.check_login().await,
-        Err(e) => Err(e),
-    };
-    checked.err().map(|e| format!("Vault: {}", e.message))
 }
 
 /// The one-writer lock; a one-shot run holding it is waited for (bounded).

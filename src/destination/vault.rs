@@ -517,8 +517,6 @@ impl Vault {
         }
     }
 
-    /// Prove the logged-in token is alive (`auth/token/lookup-self`). A token from the policy
-    /// (`method = "token"`) is only put on the client by [`Vault::connect`]; this asks the server.
     /// `sys/health`: the server answers and is unsealed (a standby counts: it forwards writes).
     pub async fn check_reachable(&self) -> Result<(), DestError> {
         if self.namespaced {
@@ -570,6 +568,17 @@ impl Vault {
         }
     }
 
+    /// Why this Vault cannot be used now (unreachable, sealed, its credential refused).
+    pub async fn unusable(&self) -> Option<String> {
+        let checked = match self.check_reachable().await {
+            Ok(()) => self.check_login().await,
+            Err(e) => Err(e),
+        };
+        checked.err().map(|e| format!("Vault: {}", e.message))
+    }
+
+    /// Prove the logged-in token is alive (`auth/token/lookup-self`). A token from the policy
+    /// (`method = "token"`) is only put on the client by [`Vault::connect`]; this asks the server.
     pub async fn check_login(&self) -> Result<(), DestError> {
         let client = self.client.read().await;
         let request = RawRequest {

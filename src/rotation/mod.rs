@@ -145,6 +145,15 @@ impl Engine {
         }
     }
 
+    /// Why the policy's Vault cannot be used now (unreachable, sealed, its credential refused
+    /// or unreadable), when some token writes to it.
+    pub async fn vault_unusable(&self) -> Option<String> {
+        if let Some(e) = &self.vault_error {
+            return Some(e.clone());
+        }
+        self.vault.as_ref()?.unusable().await
+    }
+
     fn is_own(&self, name: &str) -> bool {
         self.own_credential
             .as_ref()
